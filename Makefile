@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test lint install migrate seed worker web clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Local run: DEBUG on, SQLite and the filesystem broker unless DATABASE_URL and
+# REDIS_URL say otherwise. Demo data is seeded once (seed_demo is rerunnable).
+run: export DEBUG ?= true
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	test -f var/.seeded || ($(BIN)/python manage.py seed_demo && touch var/.seeded)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=cim.settings_test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,41 @@
+from django.urls import NoReverseMatch, reverse
+
+from compliance.roles import ROLES
+
+# (label, url name, permission needed or None). Entries whose page is not
+# built yet are left out rather than linking to a 404.
+NAVIGATION = (
+    ("Dashboard", "dashboard", None),
+    ("Customers", "customers:list", "customers.view_customer"),
+    ("Imports", "imports:list", "customers.import_customers"),
+    ("Duplicates", "duplicates:queue", "customers.merge_customer"),
+    ("KYC", "compliance:kyc_list", "customers.view_customer"),
+    ("Communications", "communications:home", "customers.view_customer"),
+    ("Segments", "segments:home", "customers.view_customer"),
+    ("Quality", "quality:home", "customers.view_customer"),
+)
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    items = []
+    for label, url_name, perm in NAVIGATION:
+        if perm and not user.has_perm(perm):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        items.append(
+            {
+                "label": label,
+                "url": url,
+                "active": request.path == url or (url != "/" and request.path.startswith(url)),
+            }
+        )
+    if user.is_staff:
+        items.append({"label": "Admin", "url": reverse("admin:index"), "active": False})
+    roles = [group.name for group in user.groups.all() if group.name in ROLES]
+    return {"nav_items": items, "user_roles": roles}

@@ -1,0 +1,2 @@
+# Consents, preferences, templates, messages and invoices arrive with the
+# communications issue.

@@ -1,0 +1,136 @@
+"""Roles (Django groups) and segregation of duties between them.
+
+The six roles of SPEC.md are groups created by a data migration. Other groups
+are teams (used to grant access to restricted customers) and never conflict.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from django.core.exceptions import ValidationError
+from django.db.models.signals import m2m_changed
+
+STAFF = "Staff"
+SUPPORT_REP = "Support Rep"
+DATA_STEWARD = "Data Steward"
+COMPLIANCE_OFFICER = "Compliance Officer"
+AUDITOR = "Auditor"
+ADMINISTRATOR = "Administrator"
+ROLES = (STAFF, SUPPORT_REP, DATA_STEWARD, COMPLIANCE_OFFICER, AUDITOR, ADMINISTRATOR)
+
+_BROWSE = frozenset(
+    {
+        "customers.view_customer",
+        "customers.view_emailaddress",
+        "customers.view_phonenumber",
+        "customers.view_postaladdress",
+        "customers.view_sourceidentifier",
+        "customers.view_interaction",
+        "customers.view_organizationcontact",
+    }
+)
+_CORRECT_CONTACT_POINTS = frozenset(
+    {
+        f"customers.{action}_{model}"
+        for action in ("add", "change")
+        for model in ("emailaddress", "phonenumber", "postaladdress")
+    }
+)
+
+# What each role may do, as "app_label.codename". The data migrations that
+# create and extend the groups are checked against this by the test suite.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    STAFF: _BROWSE,
+    SUPPORT_REP: _BROWSE
+    | _CORRECT_CONTACT_POINTS
+    | {"customers.add_interaction", "customers.add_customer", "customers.change_customer"},
+    DATA_STEWARD: _BROWSE
+    | _CORRECT_CONTACT_POINTS
+    | {
+        "customers.change_customer",
+        "customers.merge_customer",
+        "customers.change_sourceidentifier",
+        "customers.delete_emailaddress",
+        "customers.delete_phonenumber",
+        "customers.delete_postaladdress",
+    },
+    COMPLIANCE_OFFICER: _BROWSE | {"customers.view_sensitive_identifiers"},
+    AUDITOR: _BROWSE
+    | {"customers.view_sensitive_identifiers", "auth.view_user", "auth.view_group"},
+    ADMINISTRATOR: _BROWSE
+    | {
+        "customers.add_customer",
+        "customers.change_customer",
+        "customers.import_customers",
+        "customers.manage_customer_access",
+        "customers.add_sourceidentifier",
+        "customers.change_sourceidentifier",
+        "auth.add_user",
+        "auth.change_user",
+        "auth.view_user",
+        "auth.view_group",
+    },
+}
+
+# Pairs of roles one person may never hold together. The auditor must stay
+# independent of everyone whose work they audit.
+CONFLICTING_ROLES: tuple[frozenset[str], ...] = (
+    frozenset({ADMINISTRATOR, COMPLIANCE_OFFICER}),
+    frozenset({AUDITOR, ADMINISTRATOR}),
+    frozenset({AUDITOR, COMPLIANCE_OFFICER}),
+    frozenset({AUDITOR, DATA_STEWARD}),
+    frozenset({AUDITOR, SUPPORT_REP}),
+)
+
+ROLE_CONFLICT = "The roles {first} and {second} cannot be held by one user (segregation of duties)."
+
+
+class RoleConflictError(ValidationError):
+    pass
+
+
+def role_conflicts(role_names) -> list[str]:
+    """The messages for every conflicting pair among `role_names` (empty when none)."""
+    names = set(role_names)
+    messages = []
+    for first, second in combinations(ROLES, 2):
+        if frozenset({first, second}) in CONFLICTING_ROLES and {first, second} <= names:
+            messages.append(ROLE_CONFLICT.format(first=first, second=second))
+    return messages
+
+
+def check_role_conflicts(role_names) -> None:
+    messages = role_conflicts(role_names)
+    if messages:
+        raise RoleConflictError(messages, code="role_conflict")
+
+
+def _refuse_conflicting_group_assignment(sender, instance, action, reverse, model, pk_set, **kw):
+    # A signal, not only a form check, because groups are assigned in the admin,
+    # the shell, imports and services alike; this is the one place all of them
+    # pass through. Forms also validate first, so users see a clean message.
+    if action != "pre_add" or not pk_set:
+        return
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    if reverse:  # group.user_set.add(users)
+        new_role = instance.name
+        users = get_user_model().objects.filter(pk__in=pk_set).prefetch_related("groups")
+        for user in users:
+            check_role_conflicts({group.name for group in user.groups.all()} | {new_role})
+    else:  # user.groups.add(groups)
+        current = set(instance.groups.values_list("name", flat=True))
+        added = set(Group.objects.filter(pk__in=pk_set).values_list("name", flat=True))
+        check_role_conflicts(current | added)
+
+
+def connect_role_conflict_guard() -> None:
+    from django.contrib.auth import get_user_model
+
+    m2m_changed.connect(
+        _refuse_conflicting_group_assignment,
+        sender=get_user_model().groups.through,
+        dispatch_uid="compliance.role_conflict_guard",
+    )

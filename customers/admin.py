@@ -1,0 +1,104 @@
+"""Admin for the customer master: the same visibility selector and the same
+validation (model clean) as the pages, with history on every change."""
+
+from django.contrib import admin
+from guardian.admin import GuardedModelAdminMixin
+from import_export.admin import ExportMixin
+from simple_history.admin import SimpleHistoryAdmin
+
+from cim.audit import stamp
+
+from .models import (
+    Customer,
+    EmailAddress,
+    Interaction,
+    OrganizationContact,
+    PhoneNumber,
+    PostalAddress,
+    SourceIdentifier,
+)
+from .selectors import customers_visible_to
+
+
+class VisibleCustomersMixin:
+    """Scope every admin list to what the user may see, restricted customers included."""
+
+    customer_lookup = "customer"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        visible = customers_visible_to(request.user)
+        if self.model is Customer:
+            return queryset.filter(pk__in=visible.values("pk"))
+        return queryset.filter(**{f"{self.customer_lookup}__in": visible.values("pk")})
+
+    def save_model(self, request, obj, form, change):
+        stamp(obj, actor=request.user, reason="changed in admin" if change else "added in admin")
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        stamp(obj, actor=request.user, reason="deleted in admin")
+        super().delete_model(request, obj)
+
+
+class EmailInline(admin.TabularInline):
+    model = EmailAddress
+    extra = 0
+
+
+class PhoneInline(admin.TabularInline):
+    model = PhoneNumber
+    extra = 0
+
+
+class AddressInline(admin.StackedInline):
+    model = PostalAddress
+    extra = 0
+
+
+class SourceIdentifierInline(admin.TabularInline):
+    model = SourceIdentifier
+    extra = 0
+
+
+@admin.register(Customer)
+class CustomerAdmin(VisibleCustomersMixin, ExportMixin, GuardedModelAdminMixin, SimpleHistoryAdmin):
+    list_display = ("display_name", "kind", "country", "status", "restricted", "updated_at")
+    list_filter = ("kind", "status", "restricted")
+    search_fields = ("display_name", "source_identifiers__external_id", "emails__email")
+    readonly_fields = ("display_name", "created_at", "updated_at", "merged_into")
+    inlines = [EmailInline, PhoneInline, AddressInline, SourceIdentifierInline]
+
+    def get_export_queryset(self, request):
+        return customers_visible_to(request.user)
+
+    def save_formset(self, request, form, formset, change):
+        instances = formset.save(commit=False)
+        for instance in instances:
+            stamp(instance, actor=request.user, reason="changed in admin")
+            instance.save()
+        for deleted in formset.deleted_objects:
+            stamp(deleted, actor=request.user, reason="deleted in admin")
+            deleted.delete()
+        formset.save_m2m()
+
+
+for model in (EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier, Interaction):
+    admin.site.register(
+        model,
+        type(
+            f"{model.__name__}Admin",
+            (VisibleCustomersMixin, SimpleHistoryAdmin),
+            {
+                "list_display": ("__str__", "customer"),
+                "raw_id_fields": ("customer",),
+            },
+        ),
+    )
+
+
+@admin.register(OrganizationContact)
+class OrganizationContactAdmin(VisibleCustomersMixin, SimpleHistoryAdmin):
+    customer_lookup = "organization"
+    list_display = ("person", "organization", "role")
+    raw_id_fields = ("person", "organization")

@@ -1,0 +1,59 @@
+"""Input shapes for customer pages. Normalisation lives in the models' clean()
+(customers/normalization.py), so these forms only choose fields and widgets."""
+
+from django import forms
+
+from .models import Customer, EmailAddress, Interaction, PhoneNumber, PostalAddress
+from .services import CUSTOMER_EDITABLE_FIELDS
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = CUSTOMER_EDITABLE_FIELDS
+        widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
+
+
+class EmailAddressForm(forms.ModelForm):
+    email = forms.CharField(max_length=254, label="Email")
+
+    class Meta:
+        model = EmailAddress
+        fields = ["email", "label", "is_primary"]
+
+
+class PhoneNumberForm(forms.ModelForm):
+    class Meta:
+        model = PhoneNumber
+        fields = ["number", "label", "is_primary"]
+        labels = {"number": "Phone number"}
+        help_texts = {"number": "Any format; stored as E.164 (+442079460958)."}
+
+
+class PostalAddressForm(forms.ModelForm):
+    class Meta:
+        model = PostalAddress
+        fields = [
+            "label",
+            "street",
+            "street2",
+            "city",
+            "postcode",
+            "region",
+            "country",
+            "is_primary",
+        ]
+
+
+class InteractionForm(forms.ModelForm):
+    class Meta:
+        model = Interaction
+        fields = ["kind", "occurred_at", "channel", "summary", "amount", "currency", "reference"]
+        widgets = {"occurred_at": forms.DateTimeInput(attrs={"type": "datetime-local"})}
+
+
+CONTACT_POINT_FORMS = {
+    "email": EmailAddressForm,
+    "phone": PhoneNumberForm,
+    "address": PostalAddressForm,
+}

@@ -1,0 +1,336 @@
+"""The customer master: who the customers are and how to reach them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_countries.fields import CountryField
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
+
+from . import normalization
+
+PERSON_NEEDS_NAME = "A person needs a first or last name."
+ORGANIZATION_NEEDS_NAME = "An organisation needs its name."
+CONTACT_MUST_BE_PERSON = "Only a person can be an organisation's contact."
+CONTACT_OWNER_MUST_BE_ORGANIZATION = "Contacts can only be linked to an organisation."
+
+
+class Customer(models.Model):
+    class Kind(models.TextChoices):
+        PERSON = "person", "Person"
+        ORGANIZATION = "organization", "Organisation"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        INACTIVE = "inactive", "Inactive"
+        MERGED = "merged", "Merged"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.PERSON)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    organization_name = models.CharField(max_length=200, blank=True)
+    # Stored, not computed per query, so lists can sort and index by it.
+    display_name = models.CharField(max_length=255, db_index=True, editable=False)
+    date_of_birth = models.DateField(null=True, blank=True)
+    country = CountryField(blank=True, help_text="Country of residence or registration.")
+    preferred_language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES)
+    national_id = models.CharField(max_length=40, blank=True)
+    tax_id = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    restricted = models.BooleanField(
+        default=False,
+        help_text="Visible only to users and teams granted access to this customer.",
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"], cascade_delete_history=False)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        permissions = [
+            ("view_sensitive_identifiers", "Can see unmasked national and tax identifiers"),
+            ("merge_customer", "Can merge and unmerge customers"),
+            ("import_customers", "Can bulk-import customers"),
+            ("manage_customer_access", "Can restrict customers and grant access to them"),
+        ]
+        indexes = [
+            models.Index(fields=["updated_at"], name="customer_updated_idx"),
+            models.Index(
+                fields=["id"], condition=Q(restricted=True), name="customer_restricted_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or f"Customer #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("customers:detail", args=[self.pk])
+
+    @property
+    def is_organization(self) -> bool:
+        return self.kind == self.Kind.ORGANIZATION
+
+    def compose_display_name(self) -> str:
+        if self.is_organization:
+            return self.organization_name.strip()
+        return " ".join(part for part in (self.first_name.strip(), self.last_name.strip()) if part)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        self.first_name = self.first_name.strip()
+        self.last_name = self.last_name.strip()
+        self.organization_name = self.organization_name.strip()
+        if self.is_organization and not self.organization_name:
+            errors.setdefault("organization_name", []).append(ORGANIZATION_NEEDS_NAME)
+        if not self.is_organization and not (self.first_name or self.last_name):
+            errors.setdefault("last_name", []).append(PERSON_NEEDS_NAME)
+        country = str(self.country or "")
+        for field, normalize in (
+            ("national_id", normalization.normalize_national_id),
+            ("tax_id", normalization.normalize_tax_id),
+        ):
+            try:
+                setattr(self, field, normalize(getattr(self, field), country))
+            except ValidationError as error:
+                errors.setdefault(field, []).extend(error.messages)
+        if errors:
+            raise ValidationError(errors)
+        self.display_name = self.compose_display_name()
+
+
+class ContactPoint(models.Model):
+    """What every way of reaching a customer shares: validity and the primary flag."""
+
+    is_primary = models.BooleanField(default=False)
+    is_valid = models.BooleanField(default=True)
+    invalid_reason = models.CharField(max_length=255, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class EmailAddress(ContactPoint):
+    class Label(models.TextChoices):
+        PERSONAL = "personal", "Personal"
+        WORK = "work", "Work"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
+    email = models.CharField(max_length=254, db_index=True)
+    label = models.CharField(max_length=10, choices=Label.choices, default=Label.PERSONAL)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-is_primary", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "email"], name="email_once_per_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        try:
+            self.email = normalization.normalize_email(self.email)
+        except ValidationError as error:
+            raise ValidationError({"email": error.messages}) from None
+
+
+class PhoneNumber(ContactPoint):
+    class Label(models.TextChoices):
+        MOBILE = "mobile", "Mobile"
+        HOME = "home", "Home"
+        WORK = "work", "Work"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="phones")
+    number = models.CharField(max_length=20, db_index=True, help_text="E.164, e.g. +442079460958")
+    label = models.CharField(max_length=10, choices=Label.choices, default=Label.MOBILE)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-is_primary", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "number"], name="phone_once_per_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def clean(self) -> None:
+        region = str(self.customer.country or "") if self.customer_id else ""
+        try:
+            self.number = normalization.normalize_phone(self.number, region or None)
+        except ValidationError as error:
+            raise ValidationError({"number": error.messages}) from None
+
+
+class PostalAddress(ContactPoint):
+    class Label(models.TextChoices):
+        HOME = "home", "Home"
+        BILLING = "billing", "Billing"
+        SHIPPING = "shipping", "Shipping"
+        REGISTERED = "registered", "Registered office"
+        OTHER = "other", "Other"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
+    label = models.CharField(max_length=10, choices=Label.choices, default=Label.HOME)
+    street = models.CharField(max_length=200)
+    street2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    postcode = models.CharField(max_length=20, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    country = CountryField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-is_primary", "id"]
+        verbose_name_plural = "postal addresses"
+        indexes = [models.Index(fields=["postcode"], name="address_postcode_idx")]
+
+    def __str__(self) -> str:
+        parts = (self.street, self.street2, self.city, self.postcode, self.region)
+        return ", ".join(part for part in parts if part) + f", {self.country.code}"
+
+    def clean(self) -> None:
+        for field in ("street", "street2", "city", "region"):
+            setattr(self, field, " ".join(getattr(self, field).split()))
+        self.postcode = " ".join(self.postcode.split()).upper()
+
+
+class SourceIdentifier(models.Model):
+    """Which system a customer record came from, and its id there."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="source_identifiers"
+    )
+    source = models.SlugField(max_length=50)
+    external_id = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["source", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="source_external_id_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["external_id"], name="source_external_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+    def clean(self) -> None:
+        self.source = self.source.strip().lower()
+        self.external_id = self.external_id.strip()
+
+
+class OrganizationContact(models.Model):
+    """A person who is a contact of an organisation (one person may serve several)."""
+
+    organization = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="contact_links"
+    )
+    person = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="organization_links"
+    )
+    role = models.CharField(max_length=100, blank=True)
+    is_primary_contact = models.BooleanField(default=False)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "person"], name="contact_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} at {self.organization}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.organization_id and self.organization.kind != Customer.Kind.ORGANIZATION:
+            errors["organization"] = CONTACT_OWNER_MUST_BE_ORGANIZATION
+        if self.person_id and self.person.kind != Customer.Kind.PERSON:
+            errors["person"] = CONTACT_MUST_BE_PERSON
+        if errors:
+            raise ValidationError(errors)
+
+
+class Interaction(models.Model):
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        ORDER = "order", "Order"
+        SUPPORT_TICKET = "support_ticket", "Support ticket"
+        CALL = "call", "Call"
+        VISIT = "visit", "Visit"
+        NOTE = "note", "Note"
+
+    class Channel(models.TextChoices):
+        WEB = "web", "Web"
+        STORE = "store", "Store"
+        PHONE = "phone", "Phone"
+        EMAIL = "email", "Email"
+        BRANCH = "branch", "Branch"
+        FIELD = "field", "Field visit"
+        INTERNAL = "internal", "Internal"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="interactions")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    summary = models.TextField(blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    reference = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # Timeline paging by keyset: (customer, occurred_at, id) newest first.
+            models.Index(
+                fields=["customer", "-occurred_at", "-id"], name="interaction_timeline_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d}"
+
+    def clean(self) -> None:
+        self.currency = self.currency.strip().upper()
+        if self.amount is not None and not self.currency:
+            raise ValidationError(
+                {"currency": "An amount needs its currency (ISO 4217, e.g. EUR)."}
+            )
+
+
+# Direct foreign keys instead of guardian's generic tables: access checks on
+# a million customers join on an integer key rather than casting object_pk.
+class CustomerUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+
+class CustomerGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)

@@ -1,0 +1,121 @@
+"""Personas (one per role), factories and shared fixtures."""
+
+import os
+import shutil
+
+# Playwright's sync API runs an event loop in the main thread; the ORM calls the
+# browser tests make are still synchronous, so Django's guard is lifted here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from compliance import roles
+from tests import factories
+
+PASSWORD = "correct horse battery staple"
+
+PERSONAS = {
+    "staff": (roles.STAFF,),
+    "support": (roles.SUPPORT_REP,),
+    "steward": (roles.DATA_STEWARD,),
+    "officer": (roles.COMPLIANCE_OFFICER,),
+    "officer2": (roles.COMPLIANCE_OFFICER,),
+    "auditor": (roles.AUDITOR,),
+    "admin": (roles.ADMINISTRATOR,),
+}
+
+
+def make_persona(username: str, role_names=None):
+    role_names = PERSONAS[username] if role_names is None else role_names
+    user = get_user_model().objects.create_user(
+        username=username,
+        password=PASSWORD,
+        first_name=username.capitalize(),
+        is_staff=roles.ADMINISTRATOR in role_names,
+    )
+    user.groups.add(*Group.objects.filter(name__in=role_names))
+    return user
+
+
+@pytest.fixture
+def staff(db):
+    return make_persona("staff")
+
+
+@pytest.fixture
+def support(db):
+    return make_persona("support")
+
+
+@pytest.fixture
+def steward(db):
+    return make_persona("steward")
+
+
+@pytest.fixture
+def officer(db):
+    return make_persona("officer")
+
+
+@pytest.fixture
+def officer2(db):
+    return make_persona("officer2")
+
+
+@pytest.fixture
+def auditor(db):
+    return make_persona("auditor")
+
+
+@pytest.fixture
+def admin(db):
+    return make_persona("admin")
+
+
+@pytest.fixture
+def persona(db):
+    """Build any persona by username inside a test: persona("officer")."""
+    return make_persona
+
+
+@pytest.fixture
+def client_for():
+    """A test client already logged in as the given user."""
+
+    def login(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def customer(db):
+    return factories.PersonFactory()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+def services_required() -> bool:
+    """CI sets CIM_REQUIRE_SERVICES so a missing server fails the run instead of skipping."""
+    return os.environ.get("CIM_REQUIRE_SERVICES", "") not in ("", "0", "false")
