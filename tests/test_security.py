@@ -61,19 +61,32 @@ def test_no_template_or_asset_loads_anything_from_another_host():
 
 def _manage(*args, **env):
     # The production process gets none of the test run's overrides.
-    test_only = {"DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "SECURE_SSL_REDIRECT",
-                 "CIM_COLLECTSTATIC", "CIM_TEST_MEMORY_BROKER"}
+    test_only = {
+        "DEBUG",
+        "SECRET_KEY",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+        "SECURE_SSL_REDIRECT",
+        "CIM_COLLECTSTATIC",
+        "CIM_TEST_MEMORY_BROKER",
+    }
     clean_env = {k: v for k, v in os.environ.items() if k not in test_only}
     return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**clean_env, "DJANGO_SETTINGS_MODULE": "cim.settings", **env},
-        capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env={**clean_env, "DJANGO_SETTINGS_MODULE": "cim.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_production_settings_pass_check_deploy():
     result = _manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         SECRET_KEY="a-long-random-production-secret-" + "k3y!" * 10,
         ALLOWED_HOSTS="cim.example.com",
     )

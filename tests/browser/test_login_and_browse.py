@@ -6,7 +6,10 @@ from playwright.sync_api import expect
 from tests import factories
 from tests.conftest import PASSWORD, make_persona
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_staff_logs_in_searches_and_opens_a_customer_page(live_server, page):

@@ -26,8 +26,14 @@ def test_the_migration_creates_every_role_with_exactly_its_permissions():
 
 @pytest.mark.parametrize(
     ("username", "status"),
-    [("staff", 200), ("support", 200), ("steward", 200), ("officer", 200),
-     ("auditor", 200), ("admin", 200)],
+    [
+        ("staff", 200),
+        ("support", 200),
+        ("steward", 200),
+        ("officer", 200),
+        ("auditor", 200),
+        ("admin", 200),
+    ],
 )
 def test_every_role_browses_customers(username, status, persona, client_for, customer):
     client = client_for(persona(username))
@@ -67,8 +73,12 @@ def test_only_support_reps_add_notes(username, persona, client_for, customer):
 def test_support_rep_adds_a_note_to_the_timeline(support, client_for, customer):
     response = client_for(support).post(
         f"/customers/{customer.pk}/interactions/new/",
-        {"kind": "note", "channel": "phone", "occurred_at": "2026-11-01T10:00",
-         "summary": "Asked about the new tariff"},
+        {
+            "kind": "note",
+            "channel": "phone",
+            "occurred_at": "2026-11-01T10:00",
+            "summary": "Asked about the new tariff",
+        },
     )
     assert response.status_code == 302
     note = Interaction.objects.get(customer=customer)
@@ -92,16 +102,21 @@ def test_roles_that_may_not_edit_customers_get_403_and_the_row_is_unchanged(
 def test_auditor_changes_nothing(auditor, client_for, customer):
     client = client_for(auditor)
     for url in (f"/customers/{customer.pk}/email/new/", "/customers/new/"):
-        response = client.post(url, {"email": "a@example.com", "kind": "person",
-                                     "last_name": "X"})
+        response = client.post(url, {"email": "a@example.com", "kind": "person", "last_name": "X"})
         assert response.status_code == 403
     assert not EmailAddress.objects.exists()
 
 
 def test_only_compliance_officers_and_auditors_see_unmasked_identifiers(persona, client_for):
     customer = factories.PersonFactory(country="NL", national_id="111222333")
-    for username, visible in (("staff", False), ("support", False), ("steward", False),
-                              ("admin", False), ("officer", True), ("auditor", True)):
+    for username, visible in (
+        ("staff", False),
+        ("support", False),
+        ("steward", False),
+        ("admin", False),
+        ("officer", True),
+        ("auditor", True),
+    ):
         page = client_for(persona(username)).get(f"/customers/{customer.pk}/").content.decode()
         assert ("111222333" in page) is visible, username
         assert "2333" in page  # the last four digits are always shown
@@ -139,9 +154,12 @@ def test_admin_site_refuses_conflicting_roles_with_a_clear_message(client_for):
     response = client_for(superuser).post(
         f"/admin/auth/user/{target.pk}/change/",
         {
-            "username": "admin", "is_active": "on", "is_staff": "on",
+            "username": "admin",
+            "is_active": "on",
+            "is_staff": "on",
             "groups": [g.pk for g in groups],
-            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
         },
     )
     assert response.status_code == 200

@@ -13,15 +13,21 @@ pytestmark = pytest.mark.django_db
 
 def test_service_writes_carry_the_actor_and_the_reason(support):
     customer = services.customer_create(
-        actor=support, reason="walk-in customer", kind="person", first_name="Ann",
-        last_name="Lee", country="GB",
+        actor=support,
+        reason="walk-in customer",
+        kind="person",
+        first_name="Ann",
+        last_name="Lee",
+        country="GB",
     )
     phone = services.contact_point_add(
         actor=support, customer=customer, kind="phone", reason="called in", number="020 7946 0958"
     )
     created = customer.history.get()
     assert (created.history_type, created.history_user, created.history_change_reason) == (
-        "+", support, "walk-in customer"
+        "+",
+        support,
+        "walk-in customer",
     )
     phone_row = phone.history.get()
     assert phone_row.history_user == support
@@ -40,8 +46,13 @@ def test_editing_through_the_page_records_the_user_and_the_reason_given(support,
     customer = factories.PersonFactory(first_name="Ann", last_name="Lee", country="GB")
     response = client_for(support).post(
         f"/customers/{customer.pk}/edit/",
-        {"kind": "person", "first_name": "Anne", "last_name": "Lee", "country": "GB",
-         "reason": "customer asked for the spelling to be fixed"},
+        {
+            "kind": "person",
+            "first_name": "Anne",
+            "last_name": "Lee",
+            "country": "GB",
+            "reason": "customer asked for the spelling to be fixed",
+        },
     )
     assert response.status_code == 302
     latest = customer.history.latest()
@@ -56,7 +67,10 @@ def test_history_page_shows_field_diffs_with_who_when_and_why(support, staff, cl
         actor=support, customer=customer, reason="married name", last_name="Lee-Smith"
     )
     services.contact_point_add(
-        actor=support, customer=customer, kind="email", reason="given on the phone",
+        actor=support,
+        customer=customer,
+        kind="email",
+        reason="given on the phone",
         email="ann@Example.com",
     )
     page = client_for(staff).get(f"/customers/{customer.pk}/history/").content.decode()
@@ -111,7 +125,10 @@ def test_history_page_query_count_does_not_grow_with_the_history(
                 actor=support, customer=customer, reason=f"edit {i}", first_name=f"N{i}"
             )
             services.contact_point_add(
-                actor=support, customer=customer, kind="email", reason=f"email {i}",
+                actor=support,
+                customer=customer,
+                kind="email",
+                reason=f"email {i}",
                 email=f"n{i}@example.com",
             )
 
@@ -128,8 +145,13 @@ def test_customer_rows_are_never_lost_by_a_rejected_edit(support, client_for):
     customer = factories.PersonFactory(first_name="Ann", last_name="Lee", country="NL")
     response = client_for(support).post(
         f"/customers/{customer.pk}/edit/",
-        {"kind": "person", "first_name": "", "last_name": "", "country": "NL",
-         "national_id": "111 222 334"},
+        {
+            "kind": "person",
+            "first_name": "",
+            "last_name": "",
+            "country": "NL",
+            "national_id": "111 222 334",
+        },
     )
     assert response.status_code == 200
     page = response.content.decode()

@@ -78,7 +78,8 @@ def test_admin_changelist_and_export_respect_restriction(admin, client_for, priv
     changelist = client.get("/admin/customers/customer/").content.decode()
     assert "Octavia" not in changelist
     assert client.get(f"/admin/customers/customer/{private_client.pk}/change/").status_code in (
-        302, 404,
+        302,
+        404,
     )
 
 
