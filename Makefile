@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Local run: DEBUG on, SQLite and the filesystem broker unless DATABASE_URL and
-# REDIS_URL say otherwise. Demo data is seeded once (seed_demo is rerunnable).
+# REDIS_URL say otherwise. seed_demo keeps the demo customers that exist, so
+# the data is seeded once however often this runs.
 run: export DEBUG ?= true
 run: install
 	$(BIN)/python manage.py migrate --no-input
-	test -f var/.seeded || ($(BIN)/python manage.py seed_demo && touch var/.seeded)
+	$(BIN)/python manage.py seed_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
 lint: install

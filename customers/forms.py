@@ -57,3 +57,18 @@ CONTACT_POINT_FORMS = {
     "phone": PhoneNumberForm,
     "address": PostalAddressForm,
 }
+
+
+class AsOfForm(forms.Form):
+    as_of = forms.DateField(
+        required=False, label="As of", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def end_of_day(self):
+        """The chosen date's last moment in the current time zone."""
+        import datetime
+
+        from django.utils import timezone
+
+        day = self.cleaned_data["as_of"]
+        return timezone.make_aware(datetime.datetime.combine(day, datetime.time.max))

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django_countries.fields import CountryField
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -34,7 +35,10 @@ class Customer(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     organization_name = models.CharField(max_length=200, blank=True)
     # Stored, not computed per query, so lists can sort and index by it.
-    display_name = models.CharField(max_length=255, db_index=True, editable=False)
+    display_name = models.CharField(max_length=255, editable=False)
+    # The name folded for search (lower case, no accents or punctuation); on
+    # PostgreSQL a trigram index on it catches typos the phonetic keys miss.
+    search_name = models.CharField(max_length=255, editable=False, blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
     country = CountryField(blank=True, help_text="Country of residence or registration.")
     preferred_language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES)
@@ -62,6 +66,8 @@ class Customer(models.Model):
             ("manage_customer_access", "Can restrict customers and grant access to them"),
         ]
         indexes = [
+            models.Index(fields=["display_name", "id"], name="customer_name_idx"),
+            models.Index(fields=["national_id"], name="customer_national_id_idx"),
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
             models.Index(
                 fields=["id"], condition=Q(restricted=True), name="customer_restricted_idx"
@@ -105,7 +111,14 @@ class Customer(models.Model):
                 errors.setdefault(field, []).extend(error.messages)
         if errors:
             raise ValidationError(errors)
+        self.refresh_names()
+
+    def refresh_names(self) -> None:
+        """Derive the stored display and search names from the name fields."""
+        from .search import fold
+
         self.display_name = self.compose_display_name()
+        self.search_name = fold(self.display_name)
 
 
 class ContactPoint(models.Model):
@@ -128,7 +141,7 @@ class EmailAddress(ContactPoint):
         OTHER = "other", "Other"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
-    email = models.CharField(max_length=254, db_index=True)
+    email = models.CharField(max_length=254)
     label = models.CharField(max_length=10, choices=Label.choices, default=Label.PERSONAL)
 
     history = HistoricalRecords()
@@ -138,6 +151,8 @@ class EmailAddress(ContactPoint):
         constraints = [
             models.UniqueConstraint(fields=["customer", "email"], name="email_once_per_customer"),
         ]
+        # Search by email in any case: the index is on the lower-cased value.
+        indexes = [models.Index(Lower("email"), name="email_lower_idx")]
 
     def __str__(self) -> str:
         return self.email
@@ -324,6 +339,41 @@ class Interaction(models.Model):
             raise ValidationError(
                 {"currency": "An amount needs its currency (ISO 4217, e.g. EUR)."}
             )
+
+
+class CustomerSearchToken(models.Model):
+    """One word of a customer's name, folded and with its phonetic key.
+
+    A derived index, rebuilt from the customer by customers.search whenever the
+    name changes, so it keeps no history of its own. Lookups by exact key or
+    key prefix use plain B-tree indexes and work the same on SQLite and
+    PostgreSQL at a million customers.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    token = models.CharField(max_length=60)
+    phonetic = models.CharField(max_length=30)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["token", "customer"], name="search_token_idx"),
+            models.Index(fields=["phonetic", "customer"], name="search_phonetic_idx"),
+            models.Index(fields=["customer"], name="search_token_customer_idx"),
+        ]
+
+
+class SensitiveDataAccess(models.Model):
+    """Who revealed which sensitive identifier of which customer, and when."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    field = models.CharField(max_length=40)
+    accessed_at = models.DateTimeField(default=timezone.now)
+    context = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-accessed_at"]
+        indexes = [models.Index(fields=["customer", "-accessed_at"], name="sensitive_access_idx")]
 
 
 # Direct foreign keys instead of guardian's generic tables: access checks on

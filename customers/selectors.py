@@ -8,8 +8,9 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Lower
 
-from . import normalization
+from . import normalization, search
 from .models import (
     Customer,
     CustomerGroupObjectPermission,
@@ -50,54 +51,189 @@ def customers_visible_to(user: AbstractBaseUser) -> QuerySet[Customer]:
     return customers.filter(Q(restricted=False) | Exists(granted_to_user) | Exists(granted_to_team))
 
 
-def customer_search(*, user: AbstractBaseUser, query: str) -> QuerySet[Customer]:
-    """Visible customers matching a name fragment, an email, a phone in any format
-    or a source external id. Exact identifier matches are as good as a name match;
-    ranking and fuzzy matching come with the search issue."""
-    customers = customers_visible_to(user)
-    query = " ".join((query or "").split())
-    if not query:
-        return customers
-    matches = Q(display_name__icontains=query)
-    matches |= Q(
-        Exists(SourceIdentifier.objects.filter(customer=OuterRef("pk"), external_id=query))
-    )
+MAX_SEARCH_RESULTS = 200
+LIST_PAGE_SIZE = 25
+
+
+@dataclass
+class SearchHit:
+    customer: Customer
+    field: str  # what matched: name, email, phone, external_id, national_id
+    value: str = ""
+    exact: bool = False
+    name_parts: list[tuple[str, bool]] = field(default_factory=list)
+
+
+@dataclass
+class SearchResults:
+    query: str
+    hits: list[SearchHit]
+    total: int
+    capped: bool
+    page: int
+    page_size: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.total
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def _identifier_matches(*, user, visible: QuerySet, query: str) -> list[tuple[int, str, str]]:
+    """(customer id, field, value) for exact matches on identifiers and contact points."""
+    matches: list[tuple[int, str, str]] = []
+    compact = query.replace(" ", "")
     if "@" in query:
-        try:
-            email = normalization.normalize_email(query)
-        except ValidationError:
-            email = query
-        matches |= Q(
-            Exists(EmailAddress.objects.filter(customer=OuterRef("pk"), email__iexact=email))
-        )
+        for pk, email in (
+            EmailAddress.objects.alias(lowered=Lower("email"))
+            .filter(lowered=query.lower(), customer__in=visible)
+            .values_list("customer_id", "email")[:MAX_SEARCH_RESULTS]
+        ):
+            matches.append((pk, "email", email))
+        return matches
     if sum(ch.isdigit() for ch in query) >= 6:
         try:
             number = normalization.normalize_phone(query)
         except ValidationError:
             number = None
         if number:
-            matches |= Q(Exists(PhoneNumber.objects.filter(customer=OuterRef("pk"), number=number)))
-    return customers.filter(matches)
+            matches += [
+                (pk, "phone", number)
+                for pk in PhoneNumber.objects.filter(
+                    number=number, customer__in=visible
+                ).values_list("customer_id", flat=True)[:MAX_SEARCH_RESULTS]
+            ]
+    if " " not in query.strip() or compact != query:
+        matches += [
+            (pk, "external_id", f"{source}: {external_id}")
+            for pk, source, external_id in SourceIdentifier.objects.filter(
+                external_id=query.strip(), customer__in=visible
+            ).values_list("customer_id", "source", "external_id")[:MAX_SEARCH_RESULTS]
+        ]
+        if user.has_perm("customers.view_sensitive_identifiers"):
+            candidates = {compact.upper(), compact.replace("-", "").upper()}
+            matches += [
+                (pk, "national_id", "")
+                for pk in visible.filter(national_id__in=candidates).values_list("pk", flat=True)[
+                    :MAX_SEARCH_RESULTS
+                ]
+            ]
+    return matches
 
 
-def customer_profile(*, customer: Customer) -> dict:
+def customer_search(
+    *, user: AbstractBaseUser, query: str, page: int = 1, page_size: int = LIST_PAGE_SIZE
+) -> SearchResults:
+    """Visible customers matching a half-remembered name, an email in any case, a
+    phone in any format, a source external id, or (for roles allowed to see it) a
+    national id. Exact identifier matches rank first, then names by how well
+    every word matched. At most MAX_SEARCH_RESULTS are ranked; counts only ever
+    include visible customers."""
+    query = " ".join((query or "").split())[:200]
+    visible = customers_visible_to(user)
+    ranked: dict[int, tuple[str, str, bool]] = {}
+    for pk, matched_field, value in _identifier_matches(user=user, visible=visible, query=query):
+        ranked.setdefault(pk, (matched_field, value, True))
+    if "@" not in query:
+        name_ids = search.name_candidates(query, visible=visible, limit=MAX_SEARCH_RESULTS)
+        if len(name_ids) < page_size:
+            name_ids += search.name_candidates_trigram(query, visible=visible, limit=page_size)
+        for pk in name_ids:
+            ranked.setdefault(pk, ("name", "", False))
+    ordered = list(ranked.items())[:MAX_SEARCH_RESULTS]
+    page = max(1, page)
+    window = ordered[(page - 1) * page_size : page * page_size]
+    customers = Customer.objects.in_bulk([pk for pk, _ in window])
+    hits = []
+    for pk, (matched_field, value, exact) in window:
+        customer = customers.get(pk)
+        if customer is None:
+            continue
+        hits.append(
+            SearchHit(
+                customer=customer,
+                field=matched_field,
+                value=value,
+                exact=exact,
+                name_parts=search.highlight(customer.display_name, query)
+                if matched_field == "name"
+                else [(customer.display_name, False)],
+            )
+        )
+    return SearchResults(
+        query=query,
+        hits=hits,
+        total=len(ordered),
+        capped=len(ranked) >= MAX_SEARCH_RESULTS,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@dataclass
+class CustomerPage:
+    customers: list[Customer]
+    next_cursor: str | None
+    previous_exists: bool
+
+
+def customers_page(
+    *, user: AbstractBaseUser, after: str = "", page_size: int = LIST_PAGE_SIZE
+) -> CustomerPage:
+    """Visible customers A to Z, by keyset on (display_name, id): page 5,000 costs
+    what page 1 does, and no count of a million rows is taken."""
+    customers = (
+        customers_visible_to(user)
+        .only("id", "display_name", "kind", "country", "status", "restricted")
+        .order_by("display_name", "id")
+    )
+    name, _, last_id = after.rpartition("|")
+    if last_id.isdigit():
+        customers = customers.filter(
+            Q(display_name__gt=name) | Q(display_name=name, id__gt=int(last_id))
+        )
+    rows = list(customers[: page_size + 1])
+    next_cursor = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        next_cursor = f"{rows[-1].display_name}|{rows[-1].pk}"
+    return CustomerPage(customers=rows, next_cursor=next_cursor, previous_exists=bool(after))
+
+
+def customer_profile(*, customer: Customer, user: AbstractBaseUser) -> dict:
     """What the customer page shows besides the customer row itself."""
     return {
+        "identifiers": [
+            ("national_id", "National id", customer.national_id),
+            ("tax_id", "Tax id", customer.tax_id),
+        ],
         "emails": list(customer.emails.all()),
         "phones": list(customer.phones.all()),
         "addresses": list(customer.addresses.all()),
         "source_identifiers": list(customer.source_identifiers.all()),
-        "contacts": list(
-            OrganizationContact.objects.filter(organization=customer).select_related("person")
-        ),
-        "organizations": list(
-            OrganizationContact.objects.filter(person=customer).select_related("organization")
-        ),
+        **_related_parties(customer, visible=customers_visible_to(user)),
     }
 
 
-def customer_interactions_recent(*, customer: Customer, limit: int = 20):
-    return list(customer.interactions.select_related("created_by")[:limit])
+def _related_parties(customer: Customer, *, visible: QuerySet) -> dict:
+    """Contacts of an organisation and organisations of a person, in one query,
+    leaving out the parties the viewer may not see."""
+    visible_ids = visible.values("pk")
+    links = list(
+        OrganizationContact.objects.filter(
+            Q(organization=customer, person__in=visible_ids)
+            | Q(person=customer, organization__in=visible_ids)
+        )
+        .select_related("person", "organization")
+        .order_by("id")
+    )
+    return {
+        "contacts": [link for link in links if link.organization_id == customer.pk],
+        "organizations": [link for link in links if link.person_id == customer.pk],
+    }
 
 
 SENSITIVE_FIELDS = frozenset({"national_id", "tax_id"})
@@ -114,6 +250,7 @@ class FieldChange:
 
 @dataclass
 class HistoryEntry:
+    history_id: int
     record_type: str
     record_label: str
     action: str
@@ -161,6 +298,7 @@ def _entries_for(historical_queryset, record_type: str, label_of) -> list[Histor
             continue
         entries.append(
             HistoryEntry(
+                history_id=record.history_id,
                 record_type=record_type,
                 record_label=label_of(record),
                 action=_ACTIONS.get(record.history_type, record.history_type),
@@ -209,3 +347,31 @@ def customer_history(
         entries.extend(_entries_for(queryset, record_type, label_of))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries
+
+
+@dataclass
+class CustomerSnapshot:
+    when: datetime
+    customer: object | None  # the historical record, or None before the customer existed
+    emails: list
+    phones: list
+    addresses: list
+    source_identifiers: list
+
+
+def customer_as_of(*, customer: Customer, when: datetime) -> CustomerSnapshot:
+    """The customer and its contact points as they were at `when`."""
+
+    def alive(queryset):
+        latest = queryset.filter(history_date__lte=when).latest_of_each()
+        return [record for record in latest if record.history_type != "-"]
+
+    profile = alive(Customer.history.filter(id=customer.pk))
+    return CustomerSnapshot(
+        when=when,
+        customer=profile[0] if profile else None,
+        emails=alive(EmailAddress.history.filter(customer_id=customer.pk)),
+        phones=alive(PhoneNumber.history.filter(customer_id=customer.pk)),
+        addresses=alive(PostalAddress.history.filter(customer_id=customer.pk)),
+        source_identifiers=alive(SourceIdentifier.history.filter(customer_id=customer.pk)),
+    )

@@ -20,8 +20,10 @@ from .models import (
     Interaction,
     PhoneNumber,
     PostalAddress,
+    SensitiveDataAccess,
     SourceIdentifier,
 )
+from .search import search_index_refresh
 from .selectors import customers_visible_to
 
 CUSTOMER_EDITABLE_FIELDS = (
@@ -65,6 +67,7 @@ def customer_create(
     customer.full_clean()
     stamp(customer, actor=actor, reason=reason)
     customer.save()
+    search_index_refresh([customer.pk])
     if source and external_id:
         identifier = SourceIdentifier(customer=customer, source=source, external_id=external_id)
         identifier.full_clean()
@@ -83,6 +86,7 @@ def customer_update(
     if unknown:
         raise ValueError(f"Not customer fields: {sorted(unknown)}")
     before = {name: getattr(customer, name) for name in CUSTOMER_EDITABLE_FIELDS}
+    name_before = customer.display_name
     for name, value in fields.items():
         setattr(customer, name, value)
     customer.full_clean()
@@ -90,6 +94,8 @@ def customer_update(
         return customer
     customer.updated_at = timezone.now()
     stamp(customer, actor=actor, reason=reason).save()
+    if customer.display_name != name_before:
+        search_index_refresh([customer.pk])
     return customer
 
 
@@ -199,6 +205,34 @@ def customer_access_revoke(
         if not isinstance(grantee, Group) and grantee.pk == actor.pk:
             continue
         remove_perm("customers.view_customer", grantee, customer)
+
+
+SENSITIVE_IDENTIFIER_FIELDS = ("national_id", "tax_id")
+
+
+def sensitive_identifier_reveal(
+    *, actor: AbstractBaseUser, customer: Customer, field: str, context: str = ""
+) -> str:
+    """Show one unmasked identifier to a role allowed to see it, and record that it did."""
+    if field not in SENSITIVE_IDENTIFIER_FIELDS:
+        raise ValueError(f"{field} is not a sensitive identifier")
+    _require(actor, "customers.view_sensitive_identifiers")
+    _require_visible(actor, customer)
+    SensitiveDataAccess.objects.create(
+        customer=customer, user=actor, field=field, context=context[:100]
+    )
+    return getattr(customer, field)
+
+
+def sensitive_history_reveal(*, actor: AbstractBaseUser, customer: Customer) -> bool:
+    """Unmask identifiers across a customer's history, recorded as one access."""
+    if not actor.has_perm("customers.view_sensitive_identifiers"):
+        return False
+    _require_visible(actor, customer)
+    SensitiveDataAccess.objects.create(
+        customer=customer, user=actor, field="history", context="history page"
+    )
+    return True
 
 
 @dataclass

@@ -2,38 +2,69 @@ import copy
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
+from . import selectors, services, timeline
 from .access import customer_for_user
-from .forms import CONTACT_POINT_FORMS, CustomerForm, InteractionForm
-
-PAGE_SIZE = 25
+from .forms import CONTACT_POINT_FORMS, AsOfForm, CustomerForm, InteractionForm
 
 
 @permission_required("customers.view_customer", raise_exception=True)
 def customer_list(request):
     query = request.GET.get("q", "").strip()
-    customers = selectors.customer_search(user=request.user, query=query)
-    page = Paginator(
-        customers.only("id", "display_name", "kind", "country", "status", "restricted"), PAGE_SIZE
-    ).get_page(request.GET.get("page"))
+    context = {"query": query}
+    if query:
+        page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+        context["results"] = selectors.customer_search(user=request.user, query=query, page=page)
+    else:
+        context["listing"] = selectors.customers_page(
+            user=request.user, after=request.GET.get("after", "")
+        )
     template = "customers/partials/_results.html" if request.htmx else "customers/list.html"
-    return render(request, template, {"page": page, "query": query})
+    return render(request, template, context)
 
 
 def customer_detail(request, pk: int):
     customer = customer_for_user(request.user, pk)
+    if customer.merged_into_id and not request.GET.get("tombstone"):
+        return redirect(customer.merged_into)
     context = {
         "customer": customer,
-        "interactions": selectors.customer_interactions_recent(customer=customer),
-        **selectors.customer_profile(customer=customer),
+        "timeline": timeline.customer_timeline(customer=customer),
+        "timeline_categories": timeline.CATEGORIES,
+        **selectors.customer_profile(customer=customer, user=request.user),
     }
     return render(request, "customers/detail.html", context)
+
+
+@require_GET
+def customer_timeline(request, pk: int):
+    customer = customer_for_user(request.user, pk)
+    page = timeline.customer_timeline(
+        customer=customer,
+        before=request.GET.get("before"),
+        categories=request.GET.getlist("type"),
+    )
+    context = {"customer": customer, "timeline": page, "timeline_categories": timeline.CATEGORIES}
+    template = (
+        "customers/partials/_timeline_items.html"
+        if request.htmx and request.GET.get("before")
+        else "customers/partials/_timeline.html"
+        if request.htmx
+        else "customers/timeline.html"
+    )
+    return render(request, template, context)
+
+
+@require_POST
+def identifier_reveal(request, pk: int, field: str):
+    customer = customer_for_user(request.user, pk)
+    value = services.sensitive_identifier_reveal(
+        actor=request.user, customer=customer, field=field, context="customer page"
+    )
+    return render(request, "customers/partials/_revealed.html", {"value": value, "field": field})
 
 
 def customer_history(request, pk: int):
@@ -42,11 +73,21 @@ def customer_history(request, pk: int):
     entries = selectors.customer_history(
         customer=customer, record_types=chosen or selectors.HISTORY_RECORD_TYPES
     )
+    reveal = request.GET.get("reveal") == "1" and services.sensitive_history_reveal(
+        actor=request.user, customer=customer
+    )
+    as_of_form = AsOfForm(request.GET or None)
+    snapshot = None
+    if as_of_form.is_valid() and as_of_form.cleaned_data["as_of"]:
+        snapshot = selectors.customer_as_of(customer=customer, when=as_of_form.end_of_day())
     context = {
         "customer": customer,
         "entries": entries,
         "record_types": selectors.HISTORY_RECORD_TYPES,
         "chosen_types": chosen,
+        "reveal": reveal,
+        "as_of_form": as_of_form,
+        "snapshot": snapshot,
     }
     return render(request, "customers/history.html", context)
 
@@ -119,10 +160,7 @@ def interaction_add(request, pk: int):
     customer = customer_for_user(request.user, pk, perm="customers.add_interaction")
     form = InteractionForm(request.POST or None, initial={"kind": "note", "channel": "internal"})
     if request.method == "POST" and form.is_valid():
-        try:
-            services.interaction_add(actor=request.user, customer=customer, **form.cleaned_data)
-        except PermissionDenied:
-            raise
+        services.interaction_add(actor=request.user, customer=customer, **form.cleaned_data)
         messages.success(request, "Added to the timeline.")
         return redirect(customer)
     title = f"Add to {customer}'s timeline"

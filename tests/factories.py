@@ -13,11 +13,13 @@ from customers.models import (
     PostalAddress,
     SourceIdentifier,
 )
+from customers.search import fold, search_index_refresh
 
 
 class PersonFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Customer
+        skip_postgeneration_save = True
 
     kind = Customer.Kind.PERSON
     first_name = factory.Sequence(lambda n: f"Alex{n}")
@@ -25,6 +27,12 @@ class PersonFactory(factory.django.DjangoModelFactory):
     country = "GB"
     date_of_birth = datetime.date(1985, 4, 12)
     display_name = factory.LazyAttribute(lambda c: f"{c.first_name} {c.last_name}".strip())
+    search_name = factory.LazyAttribute(lambda c: fold(c.display_name))
+
+    @factory.post_generation
+    def search_tokens(obj, create, extracted, **kwargs):
+        if create:
+            search_index_refresh([obj.pk])
 
 
 class OrganizationFactory(PersonFactory):

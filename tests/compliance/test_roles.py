@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from compliance import roles
-from customers.models import EmailAddress, Interaction, PhoneNumber
+from customers.models import EmailAddress, Interaction, PhoneNumber, SensitiveDataAccess
 from tests import factories
 from tests.conftest import make_persona
 
@@ -107,19 +107,41 @@ def test_auditor_changes_nothing(auditor, client_for, customer):
     assert not EmailAddress.objects.exists()
 
 
-def test_only_compliance_officers_and_auditors_see_unmasked_identifiers(persona, client_for):
+def test_identifiers_are_masked_on_the_page_for_every_role(persona, client_for):
     customer = factories.PersonFactory(country="NL", national_id="111222333")
-    for username, visible in (
-        ("staff", False),
-        ("support", False),
-        ("steward", False),
-        ("admin", False),
-        ("officer", True),
-        ("auditor", True),
-    ):
+    for username in ("staff", "support", "steward", "admin", "officer", "auditor"):
         page = client_for(persona(username)).get(f"/customers/{customer.pk}/").content.decode()
-        assert ("111222333" in page) is visible, username
-        assert "2333" in page  # the last four digits are always shown
+        assert "111222333" not in page, username
+        assert "\u2022\u2022\u2022\u20222333" in page  # the last four digits only
+        assert ("Reveal" in page) is (username in ("officer", "auditor")), username
+
+
+@pytest.mark.parametrize("username", ["officer", "auditor"])
+def test_officers_and_auditors_reveal_an_identifier_and_the_access_is_recorded(
+    username, persona, client_for
+):
+    customer = factories.PersonFactory(country="NL", national_id="111222333")
+    user = persona(username)
+    response = client_for(user).post(f"/customers/{customer.pk}/reveal/national_id/")
+    assert response.status_code == 200
+    assert "111222333" in response.content.decode()
+    access = SensitiveDataAccess.objects.get()
+    assert (access.user, access.customer, access.field) == (user, customer, "national_id")
+
+
+@pytest.mark.parametrize("username", ["staff", "support", "steward", "admin"])
+def test_other_roles_cannot_reveal_even_by_crafted_post(username, persona, client_for):
+    customer = factories.PersonFactory(country="NL", national_id="111222333")
+    response = client_for(persona(username)).post(f"/customers/{customer.pk}/reveal/national_id/")
+    assert response.status_code == 403
+    assert "111222333" not in response.content.decode()
+    assert not SensitiveDataAccess.objects.exists()
+
+
+def test_reveal_needs_a_post(officer, client_for, customer):
+    assert (
+        client_for(officer).get(f"/customers/{customer.pk}/reveal/national_id/").status_code == 405
+    )
 
 
 def test_administrator_and_compliance_officer_cannot_be_held_together():

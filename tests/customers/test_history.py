@@ -4,7 +4,7 @@ import pytest
 
 from cim.audit import system_actor
 from customers import services
-from customers.models import Customer, EmailAddress, PhoneNumber
+from customers.models import Customer, EmailAddress, PhoneNumber, SensitiveDataAccess
 from customers.tasks import contact_points_revalidate
 from tests import factories
 
@@ -82,17 +82,23 @@ def test_history_page_shows_field_diffs_with_who_when_and_why(support, staff, cl
     assert "married name" not in only_emails.content.decode()
 
 
-def test_history_masks_identifiers_for_staff_but_not_for_officers(
+def test_history_masks_identifiers_unless_an_officer_reveals_them_on_record(
     support, staff, officer, client_for
 ):
     customer = factories.PersonFactory(country="NL", national_id="")
     services.customer_update(
         actor=support, customer=customer, reason="id seen", national_id="111222333"
     )
-    staff_page = client_for(staff).get(f"/customers/{customer.pk}/history/").content.decode()
-    officer_page = client_for(officer).get(f"/customers/{customer.pk}/history/").content.decode()
-    assert "111222333" not in staff_page
-    assert "111222333" in officer_page
+    history = f"/customers/{customer.pk}/history/"
+    assert "111222333" not in client_for(staff).get(history).content.decode()
+    assert "111222333" not in client_for(staff).get(history + "?reveal=1").content.decode()
+    assert "111222333" not in client_for(officer).get(history).content.decode()
+    assert not SensitiveDataAccess.objects.exists()
+
+    revealed = client_for(officer).get(history + "?reveal=1").content.decode()
+    assert "111222333" in revealed
+    access = SensitiveDataAccess.objects.get()
+    assert (access.user, access.field) == (officer, "history")
 
 
 def test_background_jobs_write_history_as_the_system_with_the_job_named():

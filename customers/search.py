@@ -1,0 +1,151 @@
+"""Finding a customer from what a support rep half remembers.
+
+Names are folded (case, accents, punctuation) and split into words; each word
+is stored with its metaphone key in CustomerSearchToken. A query word matches
+a customer's word by prefix ("ingr" finds Ingrid) or by sound ("Jon Smyth"
+finds John Smith); every query word must match. On PostgreSQL a trigram
+similarity search over the folded name catches the typos that change a word's
+sound ("Smtih"). Emails, E.164 phones, source ids and national ids are looked
+up exactly through their own indexes.
+
+Why by hand: no library offers accent- and typo-tolerant name search that runs
+on both SQLite and PostgreSQL with plain indexes; jellyfish gives the phonetic
+keys and rapidfuzz the final ranking.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import jellyfish
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+# Letters NFKD does not decompose into a base letter plus an accent.
+_FOLD_EXTRA = str.maketrans(
+    {"ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i"}
+)
+MAX_QUERY_WORDS = 5
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and punctuation: "Sørensen-Özil" -> "sorensen ozil"."""
+    text = (text or "").lower().translate(_FOLD_EXTRA)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def words(text: str) -> list[str]:
+    return fold(text).split()
+
+
+def phonetic_key(word: str) -> str:
+    return jellyfish.metaphone(word)[:30] if word.isalpha() else word[:30]
+
+
+def customer_tokens(display_name: str) -> list[tuple[str, str]]:
+    """The (word, phonetic key) pairs stored for a customer name, without repeats."""
+    seen: dict[str, str] = {}
+    for word in words(display_name):
+        seen.setdefault(word[:60], phonetic_key(word))
+    return list(seen.items())
+
+
+def search_index_refresh(customer_ids: Iterable[int]) -> None:
+    """Rebuild the search tokens of these customers from their stored names."""
+    from .models import Customer, CustomerSearchToken
+
+    customer_ids = list(customer_ids)
+    with transaction.atomic():
+        CustomerSearchToken.objects.filter(customer_id__in=customer_ids).delete()
+        rows = [
+            CustomerSearchToken(customer_id=pk, token=token, phonetic=key)
+            for pk, name in Customer.objects.filter(pk__in=customer_ids).values_list(
+                "pk", "display_name"
+            )
+            for token, key in customer_tokens(name)
+        ]
+        CustomerSearchToken.objects.bulk_create(rows, batch_size=5000)
+
+
+def _prefix_upper_bound(prefix: str) -> str:
+    # "smi" -> "smj": token >= "smi" AND token < "smj" is a prefix match that
+    # any B-tree index serves, whatever the database collation.
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+MIN_PHONETIC_WORD = 3  # "Al" sounds like too many names to narrow anything
+
+
+def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
+    """Ids of visible customers whose name matches every query word, best first.
+
+    One grouped query: per query word a customer scores 3 for an exact word, 2
+    for a prefix, 1 for a sound-alike; customers missing any word drop out.
+    """
+    from .models import CustomerSearchToken
+
+    query_words = list(dict.fromkeys(words(query)))[:MAX_QUERY_WORDS]
+    if not query_words:
+        return []
+    table = CustomerSearchToken._meta.db_table
+    branches, params = [], []
+    for index, word in enumerate(query_words):
+        upper = _prefix_upper_bound(word)
+        match = "(token >= %s AND token < %s)"
+        match_params = [word, upper]
+        if len(word) >= MIN_PHONETIC_WORD and word.isalpha():
+            match += " OR phonetic = %s"
+            match_params.append(phonetic_key(word))
+        branches.append(
+            f"SELECT customer_id, {index} AS w, MAX(CASE WHEN token = %s THEN 3 "
+            f"WHEN token >= %s AND token < %s THEN 2 ELSE 1 END) AS s "
+            f"FROM {table} WHERE {match} GROUP BY customer_id"
+        )
+        params += [word, word, upper, *match_params]
+    visible_sql, visible_params = visible.values("pk").query.sql_with_params()
+    sql = (
+        f"SELECT m.customer_id FROM ({' UNION ALL '.join(branches)}) m "
+        f"WHERE m.customer_id IN ({visible_sql}) "
+        f"GROUP BY m.customer_id HAVING COUNT(DISTINCT m.w) = %s "
+        f"ORDER BY SUM(m.s) DESC, m.customer_id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *visible_params, len(query_words), limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def highlight(display_name: str, query: str) -> list[tuple[str, bool]]:
+    """Split a name into (text, matched) parts for <mark>-ing the words that matched."""
+    query_words = words(query)
+    keys = {phonetic_key(w) for w in query_words if len(w) >= MIN_PHONETIC_WORD}
+    parts: list[tuple[str, bool]] = []
+    for piece in re.split(r"(\s+)", display_name):
+        folded = fold(piece)
+        matched = bool(folded) and any(
+            folded.startswith(w) or (folded.isalpha() and phonetic_key(folded) in keys)
+            for w in query_words
+        )
+        parts.append((piece, matched))
+    return parts
+
+
+def name_candidates_trigram(query: str, *, visible: QuerySet, limit: int) -> list[int]:
+    """PostgreSQL only: customers whose folded name is trigram-similar to the query."""
+    if connection.vendor != "postgresql":
+        return []
+    folded = fold(query)
+    if len(folded) < 3:
+        return []
+    from django.contrib.postgres.search import TrigramSimilarity
+
+    return list(
+        visible.filter(search_name__trigram_similar=folded)
+        .annotate(similarity=TrigramSimilarity("search_name", folded))
+        .order_by("-similarity", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
