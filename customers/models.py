@@ -361,6 +361,9 @@ class CustomerSearchToken(models.Model):
             models.Index(fields=["customer"], name="search_token_customer_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.token} ({self.phonetic})"
+
 
 class SensitiveDataAccess(models.Model):
     """Who revealed which sensitive identifier of which customer, and when."""
@@ -374,6 +377,9 @@ class SensitiveDataAccess(models.Model):
     class Meta:
         ordering = ["-accessed_at"]
         indexes = [models.Index(fields=["customer", "-accessed_at"], name="sensitive_access_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} revealed {self.field} of customer #{self.customer_id}"
 
 
 # Direct foreign keys instead of guardian's generic tables: access checks on

@@ -26,7 +26,17 @@ from django.db.models import QuerySet
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 # Letters NFKD does not decompose into a base letter plus an accent.
 _FOLD_EXTRA = str.maketrans(
-    {"ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i"}
+    {
+        "ø": "o",
+        "æ": "ae",
+        "œ": "oe",
+        "ß": "ss",
+        "đ": "d",
+        "ł": "l",
+        "þ": "th",
+        "ð": "d",
+        chr(0x131): "i",
+    }
 )
 MAX_QUERY_WORDS = 5
 
@@ -101,6 +111,8 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
         if len(word) >= MIN_PHONETIC_WORD and word.isalpha():
             match += " OR phonetic = %s"
             match_params.append(phonetic_key(word))
+        # Only the table name and fixed fragments are formatted in; every value
+        # is a bound parameter.
         branches.append(
             f"SELECT customer_id, {index} AS w, MAX(CASE WHEN token = %s THEN 3 "
             f"WHEN token >= %s AND token < %s THEN 2 ELSE 1 END) AS s "
