@@ -53,8 +53,18 @@ def words(text: str) -> list[str]:
     return fold(text).split()
 
 
+# Metaphone keeps distinctions people blur when they mistype a name: "Jhon"
+# (JHN) and "John" (JN), "Thomas" (0MS) and "Tomas" (TMS), "Shaun" (XN) and
+# "Sean" (SN). Folding H, 0 (th) and X (sh) makes those typos meet.
+_KEY_FOLD = str.maketrans({"H": None, "0": "T", "X": "S"})
+
+
 def phonetic_key(word: str) -> str:
-    return jellyfish.metaphone(word)[:30] if word.isalpha() else word[:30]
+    if not word.isalpha():
+        return word[:30]
+    if word.startswith("chr"):
+        word = "k" + word[2:]  # Christine, Christopher: a hard c
+    return (jellyfish.metaphone(word).translate(_KEY_FOLD) or word)[:30]
 
 
 def customer_tokens(display_name: str) -> list[tuple[str, str]]:

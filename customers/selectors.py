@@ -270,7 +270,7 @@ def _entries_for(historical_queryset, record_type: str, label_of) -> list[Histor
         "history_date", "history_id"
     )
     model = historical_queryset.model.instance_type
-    excluded = {"id", "customer", "created_at", "updated_at", "display_name"}
+    excluded = {"id", "customer", "created_at", "updated_at", "display_name", "search_name"}
     tracked = [f for f in historical_queryset.model.tracked_fields if f.name not in excluded]
     for record in records:
         previous = previous_by_object.get(record.id)

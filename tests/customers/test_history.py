@@ -1,6 +1,7 @@
 """Every change to customer data is in the history with who made it and why."""
 
 import pytest
+from django.utils import timezone
 
 from cim.audit import system_actor
 from customers import services
@@ -165,3 +166,44 @@ def test_customer_rows_are_never_lost_by_a_rejected_edit(support, client_for):
     customer.refresh_from_db()
     assert (customer.first_name, customer.last_name, customer.national_id) == ("Ann", "Lee", "")
     assert not Customer.history.filter(id=customer.pk, history_type="~").exists()
+
+
+def test_as_of_shows_the_customer_as_it_was_on_a_date(support, staff, client_for):
+    import datetime
+
+    from customers.models import Customer
+
+    customer = services.customer_create(
+        actor=support, reason="new", kind="person", first_name="Ann", last_name="Lee"
+    )
+    services.contact_point_add(
+        actor=support, customer=customer, kind="email", reason="x", email="ann@old.example"
+    )
+    # Move the first versions back in time, as if they were made last year.
+    last_year = timezone.now() - datetime.timedelta(days=365)
+    Customer.history.filter(id=customer.pk).update(history_date=last_year)
+    EmailAddress.history.filter(customer_id=customer.pk).update(history_date=last_year)
+    services.customer_update(actor=support, customer=customer, reason="married", last_name="Kay")
+    email = customer.emails.get()
+    services.contact_point_correct(
+        actor=support, contact_point=email, reason="new job", email="ann@new.example"
+    )
+    client = client_for(staff)
+    then = (last_year + datetime.timedelta(days=1)).date().isoformat()
+    page = client.get(f"/customers/{customer.pk}/history/", {"as_of": then}).content.decode()
+    snapshot = page.split('id="snapshot-h"')[1].split("</section>")[0]
+    assert "Ann Lee" in snapshot and "ann@old.example" in snapshot
+    assert "Kay" not in snapshot and "ann@new.example" not in snapshot
+
+    before = (last_year - datetime.timedelta(days=3)).date().isoformat()
+    page = client.get(f"/customers/{customer.pk}/history/", {"as_of": before}).content.decode()
+    assert "did not exist yet on that date" in page
+
+
+def test_as_of_rejects_a_bad_date_clearly(staff, client_for, customer):
+    page = (
+        client_for(staff)
+        .get(f"/customers/{customer.pk}/history/", {"as_of": "31/02/2026"})
+        .content.decode()
+    )
+    assert "Enter a valid date." in page
