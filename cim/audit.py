@@ -31,6 +31,10 @@ def system_actor() -> AbstractUser:
     return user
 
 
+def is_system_actor(user) -> bool:
+    return getattr(user, "username", None) == SYSTEM_USERNAME and not user.is_active
+
+
 def system_reason(job: str) -> str:
     """The change reason for a write no person made: "system: <job>"."""
     return f"system: {job}"

@@ -207,10 +207,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE = {
+    # A worker killed mid-import leaves a job without heartbeats: requeue it.
+    "imports-recover-stalled": {
+        "task": "customers.tasks.import_recover_stalled",
+        "schedule": 60.0,
+    },
+}
 
 # Customer data defaults.
 CIM_DEFAULT_PHONE_REGION = os.environ.get("CIM_DEFAULT_PHONE_REGION", "GB")
 CIM_DEMO_PASSWORD = os.environ.get("CIM_DEMO_PASSWORD", "cim-demo-password")
+CIM_IMPORT_MAX_MB = int(os.environ.get("CIM_IMPORT_MAX_MB", "200"))
+# Uploads are streamed to disk; only small form fields are held in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",

@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("customers/", include("customers.urls")),
+    path("imports/", include("customers.imports.urls")),
     path("admin/", admin.site.urls),
 ]

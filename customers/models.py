@@ -237,8 +237,12 @@ class SourceIdentifier(models.Model):
     source = models.SlugField(max_length=50)
     external_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # What the source's last import said about this record (a hash of the row)
+    # and when: re-importing an unchanged row is then a lookup, not a rewrite.
+    import_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
+    imported_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["import_fingerprint", "imported_at"])
 
     class Meta:
         ordering = ["source", "external_id"]
@@ -390,3 +394,127 @@ class CustomerUserObjectPermission(UserObjectPermissionBase):
 
 class CustomerGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+
+class ImportMapping(models.Model):
+    """The column mapping last confirmed for a source, offered again next time."""
+
+    source = models.SlugField(max_length=50, unique=True)
+    mapping = models.JSONField(default=dict)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Mapping for {self.source}"
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded: choose the mapping"
+        PREVIEWING = "previewing", "Checking the file"
+        PREVIEWED = "previewed", "Ready to confirm"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+        REVERTED = "reverted", "Reverted"
+
+    ACTIVE = (Status.PREVIEWING, Status.QUEUED, Status.RUNNING)
+
+    source = models.SlugField(max_length=50)
+    original_name = models.CharField(max_length=255)
+    stored_path = models.CharField(max_length=500, help_text="Relative to MEDIA_ROOT.")
+    size = models.BigIntegerField(default=0)
+    file_kind = models.CharField(max_length=10, blank=True)
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    headers = models.JSONField(default=list)
+    mapping = models.JSONField(default=dict)
+    lenient = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.UPLOADED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Progress, committed with each chunk: a resumed job continues after next_row.
+    rows_total = models.IntegerField(null=True, blank=True)
+    rows_done = models.IntegerField(default=0)
+    next_row = models.IntegerField(default=2)
+    created = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    rejected = models.IntegerField(default=0)
+    warnings = models.IntegerField(default=0)
+    preview = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    revert_report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.original_name}"
+
+    @property
+    def history_reason(self) -> str:
+        return f"import #{self.pk} {self.original_name}"[:100]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if not self.started_at or not self.rows_done:
+            return None
+        end = self.finished_at or self.heartbeat_at or timezone.now()
+        seconds = (end - self.started_at).total_seconds()
+        return self.rows_done / seconds if seconds > 0 else None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.rows_per_second
+        if not rate or not self.rows_total:
+            return None
+        return max(0.0, (self.rows_total - self.rows_done) / rate)
+
+    def summary(self) -> dict:
+        return {
+            "job": self.pk, "status": self.status, "rows": self.rows_done,
+            "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+            "errors": self.rejected, "warnings": self.warnings,
+        }
+
+
+class ImportRowIssue(models.Model):
+    """A rejected row (error) or a value left out of an imported row (warning)."""
+
+    class Level(models.TextChoices):
+        ERROR = "error", "Rejected"
+        WARNING = "warning", "Warning"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    row_number = models.IntegerField()
+    level = models.CharField(max_length=7, choices=Level.choices)
+    column = models.CharField(max_length=255, blank=True)
+    message = models.TextField()
+    cells = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["row_number", "id"]
+        indexes = [models.Index(fields=["job", "level", "row_number"], name="import_issue_idx")]
+
+    def __str__(self) -> str:
+        return f"Row {self.row_number}: {self.message}"

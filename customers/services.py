@@ -132,7 +132,14 @@ def contact_point_add(
     stamp(contact_point, actor=actor, reason=reason).save()
     if contact_point.is_primary:
         _unset_other_primaries(contact_point, actor=actor, reason=reason)
+    _touch(customer)
     return contact_point
+
+
+def _touch(customer: Customer) -> None:
+    # updated_at is not history-tracked; it tells imports the customer changed
+    # since their last run, so a re-import does not skip it as unchanged.
+    Customer.objects.filter(pk=customer.pk).update(updated_at=timezone.now())
 
 
 @transaction.atomic
@@ -148,6 +155,7 @@ def contact_point_correct(*, actor: AbstractBaseUser, contact_point, reason: str
     stamp(contact_point, actor=actor, reason=reason).save()
     if contact_point.is_primary:
         _unset_other_primaries(contact_point, actor=actor, reason=reason)
+    _touch(contact_point.customer)
     return contact_point
 
 

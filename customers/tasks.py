@@ -14,3 +14,24 @@ def contact_points_revalidate() -> dict:
         actor=system_actor(), reason=system_reason("contact point revalidation")
     )
     return asdict(summary)
+
+
+@shared_task(name="customers.tasks.import_preview")
+def import_preview(job_id: int) -> None:
+    from .imports.services import import_job_preview
+
+    import_job_preview(job_id=job_id)
+
+
+@shared_task(name="customers.tasks.import_run", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def import_run(job_id: int) -> dict | None:
+    from .imports.services import import_job_run
+
+    return import_job_run(job_id=job_id)
+
+
+@shared_task(name="customers.tasks.import_recover_stalled")
+def import_recover_stalled() -> int:
+    from .imports.services import import_jobs_recover_stalled
+
+    return import_jobs_recover_stalled()

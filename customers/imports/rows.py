@@ -1,0 +1,210 @@
+"""One spreadsheet row to the customer it describes, through the same
+normalisation functions the forms and the admin use (customers/normalization.py).
+
+Blank cells mean "no information": they never erase a stored value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from customers import normalization
+from customers.models import Customer
+
+MISSING_EXTERNAL_ID = "external_id is required to identify the customer."
+DUPLICATE_EXTERNAL_ID = "external_id '{value}' already appeared in row {first}."
+BAD_KIND = "'{value}' is not a kind: use person or organization."
+PERSON_NEEDS_NAME = "A person needs a first_name or a last_name."
+ORGANIZATION_NEEDS_NAME = "An organization needs an organization_name."
+TOO_LONG = "Longer than {limit} characters."
+BAD_DATE = "'{value}' is not a date in ISO 8601 form (YYYY-MM-DD, e.g. 1984-03-27)."
+IMPLAUSIBLE_DATE = "'{value}' is not a plausible date of birth."
+ADDRESS_INCOMPLETE = "An address needs street, city and country; it was left out."
+BAD_LANGUAGE = "'{value}' is not a supported language code (e.g. en, de, fr)."
+LEFT_OUT = "{reason} The value was left out (lenient import)."
+
+KINDS = {
+    "person": Customer.Kind.PERSON,
+    "individual": Customer.Kind.PERSON,
+    "p": Customer.Kind.PERSON,
+    "private": Customer.Kind.PERSON,
+    "organization": Customer.Kind.ORGANIZATION,
+    "organisation": Customer.Kind.ORGANIZATION,
+    "company": Customer.Kind.ORGANIZATION,
+    "business": Customer.Kind.ORGANIZATION,
+    "o": Customer.Kind.ORGANIZATION,
+    "org": Customer.Kind.ORGANIZATION,
+}
+LANGUAGE_CODES = {code.lower(): code for code, _ in settings.LANGUAGES}
+LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "organization_name": 200,
+    "street": 200,
+    "street2": 200,
+    "city": 100,
+    "postcode": 20,
+    "region": 100,
+    "external_id": 100,
+}
+CUSTOMER_FIELDS = (
+    "kind",
+    "first_name",
+    "last_name",
+    "organization_name",
+    "date_of_birth",
+    "country",
+    "preferred_language",
+    "national_id",
+    "tax_id",
+)
+ADDRESS_FIELDS = ("street", "street2", "city", "postcode", "region", "country")
+
+
+@dataclass
+class Issue:
+    field: str
+    message: str
+    optional: bool = False  # an invalid optional value: the lenient choice leaves it out
+
+
+@dataclass
+class ParsedRow:
+    number: int
+    cells: list[str]
+    external_id: str
+    fingerprint: str
+    customer: dict = field(default_factory=dict)  # only the fields the row gives
+    email: str = ""
+    phone: str = ""
+    address: dict | None = None
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.errors)
+
+
+def fingerprint(values: dict[str, str], lenient: bool) -> str:
+    """What the row says, hashed: an unchanged row of a re-import is skipped by it."""
+    payload = "\x1f".join(f"{k}={values.get(k, '')}" for k in sorted(values)) + f"|{lenient}"
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def parse_date(value: str) -> datetime.date:
+    try:
+        parsed = datetime.date.fromisoformat(value[:10] if "T" in value else value)
+    except ValueError:
+        raise ValidationError(BAD_DATE.format(value=value)) from None
+    if not datetime.date(1900, 1, 1) <= parsed <= datetime.date.today():
+        raise ValidationError(IMPLAUSIBLE_DATE.format(value=value))
+    return parsed
+
+
+def parse_row(
+    number: int, cells: list[str], columns: dict[str, int], *, lenient: bool
+) -> ParsedRow:
+    """Validate and normalise one row. `columns` maps each field to its cell index."""
+    values = {
+        name: (cells[index].strip() if index < len(cells) else "")
+        for name, index in columns.items()
+    }
+    row = ParsedRow(
+        number=number,
+        cells=cells,
+        external_id=values.get("external_id", ""),
+        fingerprint=fingerprint(values, lenient),
+    )
+    if not row.external_id:
+        row.errors.append(Issue("external_id", MISSING_EXTERNAL_ID))
+        return row
+
+    def optional(name: str, message: str) -> None:
+        # An invalid optional value rejects the row, or with lenient is left out.
+        if lenient:
+            row.warnings.append(Issue(name, LEFT_OUT.format(reason=message), optional=True))
+        else:
+            row.errors.append(Issue(name, message, optional=True))
+
+    for name, limit in LIMITS.items():
+        if len(values.get(name, "")) > limit:
+            row.errors.append(Issue(name, TOO_LONG.format(limit=limit)))
+    if row.errors:
+        return row
+
+    kind_value = values.get("kind", "").lower()
+    if kind_value:
+        kind = KINDS.get(kind_value)
+        if kind is None:
+            row.errors.append(Issue("kind", BAD_KIND.format(value=values["kind"])))
+            return row
+    elif values.get("organization_name") and not (
+        values.get("first_name") or values.get("last_name")
+    ):
+        kind = Customer.Kind.ORGANIZATION
+    else:
+        kind = Customer.Kind.PERSON
+    customer = row.customer
+    customer["kind"] = kind
+    for name in ("first_name", "last_name", "organization_name"):
+        if values.get(name):
+            customer[name] = " ".join(values[name].split())
+    if kind == Customer.Kind.PERSON and not (
+        customer.get("first_name") or customer.get("last_name")
+    ):
+        row.errors.append(Issue("last_name", PERSON_NEEDS_NAME))
+    if kind == Customer.Kind.ORGANIZATION and not customer.get("organization_name"):
+        row.errors.append(Issue("organization_name", ORGANIZATION_NEEDS_NAME))
+
+    country = ""
+    if values.get("country"):
+        try:
+            country = normalization.normalize_country(values["country"])
+            customer["country"] = country
+        except ValidationError as error:
+            optional("country", error.messages[0])
+    if values.get("date_of_birth"):
+        try:
+            customer["date_of_birth"] = parse_date(values["date_of_birth"])
+        except ValidationError as error:
+            optional("date_of_birth", error.messages[0])
+    for name, normalize in (
+        ("national_id", normalization.normalize_national_id),
+        ("tax_id", normalization.normalize_tax_id),
+    ):
+        if values.get(name):
+            try:
+                customer[name] = normalize(values[name], country)
+            except ValidationError as error:
+                optional(name, error.messages[0])
+    if values.get("preferred_language"):
+        code = LANGUAGE_CODES.get(values["preferred_language"].lower().replace("_", "-"))
+        if code:
+            customer["preferred_language"] = code
+        else:
+            optional("preferred_language", BAD_LANGUAGE.format(value=values["preferred_language"]))
+    if values.get("email"):
+        try:
+            row.email = normalization.normalize_email(values["email"])
+        except ValidationError as error:
+            optional("email", error.messages[0])
+    if values.get("phone"):
+        try:
+            row.phone = normalization.normalize_phone(values["phone"], country or None)
+        except ValidationError as error:
+            optional("phone", error.messages[0])
+    address = {name: " ".join(values.get(name, "").split()) for name in ADDRESS_FIELDS}
+    address["country"] = country
+    if any(address[name] for name in ("street", "street2", "city", "postcode", "region")):
+        address["postcode"] = address["postcode"].upper()
+        if address["street"] and address["city"] and address["country"]:
+            row.address = address
+        else:
+            optional("street", ADDRESS_INCOMPLETE)
+    return row

@@ -1,0 +1,349 @@
+"""Import jobs: upload, mapping, preview, run, cancel, resume and undo.
+
+Every operation checks the actor's permission here, not only in the views.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cim.audit import is_system_actor, stamp
+from cim.history import history_insert
+from customers.models import (
+    Customer,
+    EmailAddress,
+    ImportJob,
+    ImportMapping,
+    PhoneNumber,
+    PostalAddress,
+    SourceIdentifier,
+)
+
+from . import pipeline
+from .mapping import auto_map, clean_mapping
+from .reading import FileRejected, check_size, open_sheet
+from .rows import CUSTOMER_FIELDS
+
+IMPORT_PERMISSION = "customers.import_customers"
+STALE_AFTER_SECONDS = 120
+NOT_CONFIRMABLE = "Only a previewed import can be confirmed (this one is {status})."
+NOT_RESUMABLE = "Only a failed or stalled import can be resumed (this one is {status})."
+NOT_REVERTIBLE = "Only a completed import can be reverted (this one is {status})."
+NOT_CANCELLABLE = "This import is {status}; there is nothing to cancel."
+BAD_SOURCE = "A source is a short name of letters, digits, '-' or '_' (e.g. billing-eu)."
+
+
+def _require(actor: AbstractBaseUser) -> None:
+    # The system account runs the import_customers command for operators who
+    # have shell access to the server; it holds no role but may import.
+    if is_system_actor(actor):
+        return
+    if not actor.has_perm(IMPORT_PERMISSION):
+        raise PermissionDenied("Only administrators import customers.")
+
+
+def _safe_name(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-120:]
+    return stem or "upload"
+
+
+def import_job_create(
+    *, actor: AbstractBaseUser, source: str, original_name: str, chunks=None, path=None
+) -> ImportJob:
+    """Store an uploaded file (or register a server-side path) and map its columns.
+
+    Raises ValidationError with the file's problem (empty, too large, not a
+    spreadsheet...) and stores nothing in that case.
+    """
+    _require(actor)
+    source = source.strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,49}", source):
+        raise ValidationError({"source": BAD_SOURCE})
+    if path is None:
+        relative = Path("imports") / uuid.uuid4().hex / _safe_name(original_name)
+        target = Path(settings.MEDIA_ROOT) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        stored = str(relative)
+    else:
+        target = Path(path).resolve()
+        stored = str(target)
+    try:
+        check_size(target)
+        sheet, rows = open_sheet(target)
+        getattr(rows, "close", lambda: None)()
+    except FileRejected as error:
+        if path is None:
+            target.unlink(missing_ok=True)
+        raise ValidationError({"file": str(error)}) from None
+    saved = ImportMapping.objects.filter(source=source).values_list("mapping", flat=True).first()
+    return ImportJob.objects.create(
+        source=source,
+        original_name=Path(original_name).name[:255],
+        stored_path=stored,
+        size=target.stat().st_size,
+        file_kind=sheet.kind,
+        encoding=sheet.encoding,
+        delimiter=sheet.delimiter,
+        headers=sheet.headers,
+        mapping=auto_map(sheet.headers, saved),
+        created_by=actor,
+    )
+
+
+def import_job_preview_request(
+    *, actor: AbstractBaseUser, job: ImportJob, mapping: dict[str, str]
+) -> ImportJob:
+    """Save the mapping (also as the source's default) and check the file in the background."""
+    _require(actor)
+    if job.status not in (
+        ImportJob.Status.UPLOADED,
+        ImportJob.Status.PREVIEWED,
+        ImportJob.Status.FAILED,
+    ):
+        raise ValidationError(NOT_CONFIRMABLE.format(status=job.get_status_display()))
+    from customers.tasks import import_preview
+
+    with transaction.atomic():
+        job.mapping = clean_mapping(job.headers, mapping)
+        job.status = ImportJob.Status.PREVIEWING
+        job.preview, job.error_message = {}, ""
+        job.save(update_fields=["mapping", "status", "preview", "error_message"])
+        ImportMapping.objects.update_or_create(
+            source=job.source,
+            defaults={"mapping": job.mapping, "updated_by": actor, "updated_at": timezone.now()},
+        )
+        import_preview.delay_on_commit(job.pk)
+    return job
+
+
+def import_job_preview(*, job_id: int) -> None:
+    """Dry run over the whole file: counts, rejected rows and sample diffs; no writes."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PREVIEWING)
+    job = claimed.first()
+    if job is None:
+        return
+    try:
+        preview = pipeline.Importer(job, dry_run=True, lenient=False).run()
+    except FileRejected as error:
+        claimed.update(status=ImportJob.Status.FAILED, error_message=str(error))
+        return
+    claimed.update(status=ImportJob.Status.PREVIEWED, preview=preview, rows_total=preview["rows"])
+
+
+def import_job_confirm(*, actor: AbstractBaseUser, job: ImportJob, lenient: bool) -> ImportJob:
+    _require(actor)
+    from customers.tasks import import_run
+
+    with transaction.atomic():
+        updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED).update(
+            status=ImportJob.Status.QUEUED, lenient=lenient
+        )
+        if not updated:
+            job.refresh_from_db()
+            raise ValidationError(NOT_CONFIRMABLE.format(status=job.get_status_display()))
+        import_run.delay_on_commit(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _claim(job_id: int) -> bool:
+    """Take the job for this worker: a queued job, or a running one whose worker
+    stopped sending heartbeats. A redelivered message for a live or finished job
+    claims nothing and is a no-op."""
+    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    return bool(
+        ImportJob.objects.filter(pk=job_id)
+        .filter(
+            Q(status=ImportJob.Status.QUEUED)
+            | Q(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale)
+        )
+        .update(
+            status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now(), started_at=timezone.now()
+        )
+    )
+
+
+def import_job_run(*, job_id: int) -> dict | None:
+    """Write the file's rows in committed chunks; resumable after a crash."""
+    if not _claim(job_id):
+        return None
+    job = ImportJob.objects.get(pk=job_id)
+    try:
+        outcome = pipeline.Importer(job, dry_run=False).run()
+    except FileRejected as error:
+        ImportJob.objects.filter(pk=job_id).update(
+            status=ImportJob.Status.FAILED, error_message=str(error), finished_at=timezone.now()
+        )
+        return None
+    status = ImportJob.Status.CANCELLED if outcome.get("cancelled") else ImportJob.Status.COMPLETED
+    ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
+        status=status, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job.summary()
+
+
+def import_job_cancel(*, actor: AbstractBaseUser, job: ImportJob) -> ImportJob:
+    _require(actor)
+    if ImportJob.objects.filter(
+        pk=job.pk,
+        status__in=[ImportJob.Status.QUEUED, ImportJob.Status.PREVIEWED, ImportJob.Status.UPLOADED],
+    ).update(status=ImportJob.Status.CANCELLED, finished_at=timezone.now()):
+        job.refresh_from_db()
+        return job
+    if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
+        cancel_requested=True
+    ):
+        raise ValidationError(NOT_CANCELLABLE.format(status=job.get_status_display()))
+    job.refresh_from_db()
+    return job
+
+
+def import_job_is_stalled(job: ImportJob) -> bool:
+    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    return job.status == ImportJob.Status.RUNNING and (
+        job.heartbeat_at is None or job.heartbeat_at < stale
+    )
+
+
+def import_job_resume(*, actor: AbstractBaseUser | None, job: ImportJob) -> ImportJob:
+    """Queue a failed or stalled job again; it continues after its last committed row."""
+    if actor is not None:
+        _require(actor)
+    from customers.tasks import import_run
+
+    if not (job.status == ImportJob.Status.FAILED and job.rows_done) and not (
+        import_job_is_stalled(job)
+    ):
+        raise ValidationError(NOT_RESUMABLE.format(status=job.get_status_display()))
+    with transaction.atomic():
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.QUEUED, error_message="", cancel_requested=False
+        )
+        import_run.delay_on_commit(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def import_jobs_recover_stalled() -> int:
+    """Requeue jobs whose worker died (no heartbeat for STALE_AFTER_SECONDS)."""
+    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    recovered = 0
+    for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale):
+        import_job_resume(actor=None, job=job)
+        recovered += 1
+    return recovered
+
+
+def _since_job(model, ids, reason: str) -> set[int]:
+    """Ids among `ids` whose history has a row newer than this job's own."""
+    changed = set()
+    latest = {}
+    for record_id, history_reason in (
+        model.history.filter(id__in=ids)
+        .order_by("id", "history_date", "history_id")
+        .values_list("id", "history_change_reason")
+    ):
+        latest[record_id] = history_reason
+    for record_id in ids:
+        if latest.get(record_id) != reason:
+            changed.add(record_id)
+    return changed
+
+
+@transaction.atomic
+def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
+    """Undo an import: remove the customers it created and restore the fields it
+    changed from history, unless someone changed them since (then listed only)."""
+    _require(actor)
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status != ImportJob.Status.COMPLETED:
+        raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
+    reason = job.history_reason
+    revert_reason = f"revert of import #{job.pk}"[:100]
+    created_ids = list(
+        Customer.history.filter(history_type="+", history_change_reason=reason).values_list(
+            "id", flat=True
+        )
+    )
+    updated_ids = list(
+        Customer.history.filter(history_type="~", history_change_reason=reason)
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    conflicts: list[dict] = []
+    changed_since = _since_job(Customer, created_ids, reason)
+    removable = [pk for pk in created_ids if pk not in changed_since]
+    conflicts += [
+        {"customer": pk, "what": "created by the import, changed since"}
+        for pk in sorted(changed_since)
+    ]
+    now = timezone.now()
+    if removable:
+        for model in (EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier):
+            child_ids = list(
+                model.objects.filter(customer_id__in=removable).values_list("pk", flat=True)
+            )
+            history_insert(
+                model, child_ids, history_type="-", user_id=actor.pk, reason=revert_reason, at=now
+            )
+        history_insert(
+            Customer, removable, history_type="-", user_id=actor.pk, reason=revert_reason, at=now
+        )
+        Customer.objects.filter(pk__in=removable).delete()
+    restored = 0
+    changed_since = _since_job(Customer, updated_ids, reason)
+    conflicts += [
+        {"customer": pk, "what": "updated by the import, changed since"}
+        for pk in sorted(changed_since)
+    ]
+    for pk in updated_ids:
+        if pk in changed_since:
+            continue
+        records = list(Customer.history.filter(id=pk).order_by("-history_date", "-history_id")[:2])
+        if len(records) < 2:
+            continue
+        before = records[1]
+        customer = Customer.objects.get(pk=pk)
+        for name in CUSTOMER_FIELDS:
+            setattr(customer, name, getattr(before, name))
+        customer.refresh_names()
+        customer.updated_at = now
+        stamp(customer, actor=actor, reason=revert_reason).save()
+        restored += 1
+    removed_points = 0
+    for model in (EmailAddress, PhoneNumber, PostalAddress):
+        added = list(
+            model.history.filter(history_type="+", history_change_reason=reason).values_list(
+                "id", flat=True
+            )
+        )
+        still_there = list(model.objects.filter(pk__in=added).values_list("pk", flat=True))
+        touched_since = _since_job(model, still_there, reason)
+        untouched = [pk for pk in still_there if pk not in touched_since]
+        for point in model.objects.filter(pk__in=untouched):
+            stamp(point, actor=actor, reason=revert_reason).delete()
+            removed_points += 1
+    report = {
+        "removed": len(removable),
+        "restored": restored,
+        "contact_points_removed": removed_points,
+        "conflicts": conflicts[:500],
+        "conflict_count": len(conflicts),
+    }
+    job.status = ImportJob.Status.REVERTED
+    job.reverted_by, job.reverted_at, job.revert_report = actor, now, report
+    job.save(update_fields=["status", "reverted_by", "reverted_at", "revert_report"])
+    return report
