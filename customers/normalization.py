@@ -25,7 +25,9 @@ from stdnum.exceptions import (
     ValidationError as StdnumValidationError,
 )
 
-EMAIL_MISSING_AT = "An email address needs exactly one '@' between a name and a domain."
+EMAIL_MISSING_AT = (
+    "'{value}' is not an email address: it needs exactly one '@' between a name and a domain."
+)
 EMAIL_INVALID = "'{value}' is not a valid email address."
 PHONE_UNPARSEABLE = "'{value}' is not a phone number."
 PHONE_INVALID = "'{value}' is not a valid phone number for {region}."
@@ -86,7 +88,7 @@ def normalize_email(value: str) -> str:
     """Trim, validate and lower-case the domain (the local part is the owner's)."""
     value = (value or "").strip()
     if value.count("@") != 1:
-        raise ValidationError(EMAIL_MISSING_AT, code="invalid_email")
+        raise ValidationError(EMAIL_MISSING_AT.format(value=value), code="invalid_email")
     local, domain = value.split("@")
     candidate = f"{local}@{domain.lower()}"
     try:

@@ -119,3 +119,50 @@ def browser_type_launch_args(browser_type_launch_args):
 def services_required() -> bool:
     """CI sets CIM_REQUIRE_SERVICES so a missing server fails the run instead of skipping."""
     return os.environ.get("CIM_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+@pytest.fixture
+def celery_eager():
+    """Run queued tasks in-process (on commit), for tests of a whole web flow."""
+    from cim.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = False
+
+
+QUEUES = ["default", "imports", "scans", "sends"]
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker in this process, on the configured broker (Redis in CI)."""
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+    from django.db import connection
+
+    from cim.celery import app
+
+    if services_required():
+        assert settings.CELERY_BROKER_URL.startswith("redis://"), "CI must use Redis"
+        assert connection.vendor == "postgresql", "CI must use PostgreSQL"
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:  # nothing left over from an earlier run
+            if _queue_exists(conn, queue):
+                conn.default_channel.queue_purge(queue)
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=QUEUES
+    ) as worker:
+        yield worker
+
+
+def _queue_exists(conn, queue: str) -> bool:
+    try:
+        conn.default_channel.queue_declare(queue=queue, passive=True)
+    except Exception:
+        return False
+    return True
+
+

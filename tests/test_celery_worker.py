@@ -5,41 +5,12 @@ database PostgreSQL."""
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from cim.audit import system_actor
-from cim.celery import app
 from customers.models import PhoneNumber
 from customers.tasks import contact_points_revalidate
 from tests import factories
-from tests.conftest import services_required
-
-QUEUES = ["default", "imports", "scans", "sends"]
-
-
-@pytest.fixture
-def celery_worker(transactional_db):
-    if services_required():
-        assert settings.CELERY_BROKER_URL.startswith("redis://"), "CI must use Redis"
-        assert connection.vendor == "postgresql", "CI must use PostgreSQL"
-    with app.connection_for_write() as conn:
-        for queue in QUEUES:  # nothing left over from an earlier run
-            if _queue_exists(conn, queue):
-                conn.default_channel.queue_purge(queue)
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=QUEUES
-    ) as worker:
-        yield worker
-
-
-def _queue_exists(conn, queue: str) -> bool:
-    try:
-        conn.default_channel.queue_declare(queue=queue, passive=True)
-    except Exception:
-        return False
-    return True
 
 
 def wait_until(condition, timeout: float = 30.0):

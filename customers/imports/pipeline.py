@@ -35,6 +35,7 @@ from customers.models import (
 )
 from customers.search import search_index_refresh
 
+from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, open_sheet
 from .rows import CUSTOMER_FIELDS, DUPLICATE_EXTERNAL_ID, Issue, ParsedRow, parse_row
 
@@ -67,7 +68,7 @@ def _columns(job: ImportJob) -> dict[str, int]:
     columns: dict[str, int] = {}
     for index, header in enumerate(job.headers):
         name = job.mapping.get(header, "")
-        if name and name not in columns:
+        if name in IMPORT_FIELDS and name not in columns:
             columns[name] = index
     if "external_id" not in columns:
         raise FileRejected(NO_EXTERNAL_ID_COLUMN)

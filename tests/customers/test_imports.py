@@ -1,0 +1,394 @@
+"""An administrator imports a spreadsheet: nothing is written before the
+preview is confirmed, bad rows never block good ones, every change is in the
+history, a re-import changes nothing, and an import can be undone."""
+
+import codecs
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from cim.audit import system_actor
+from customers import services
+from customers.imports import pipeline
+from customers.imports.mapping import auto_map
+from customers.imports.services import (
+    import_job_create,
+    import_job_resume,
+    import_job_revert,
+    import_job_run,
+)
+from customers.models import (
+    Customer,
+    EmailAddress,
+    ImportJob,
+    ImportMapping,
+    SourceIdentifier,
+)
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "external_id,first_name,last_name,email,phone,date_of_birth,country,city,street,postcode"
+GOOD = [
+    "C-1,Ann,Lee,Ann.Lee@Example.COM,020 7946 0958,1985-04-12,GB,London,1 High St,sw1a 1aa",
+    "C-2,Bob,Stone,bob@example.com,+44 20 7946 0959,1979-01-30,GB,Leeds,2 Low Rd,LS1 1AA",
+    "C-3,Chloé,Dupont,chloe@example.fr,01 42 68 53 00,1990-07-01,FR,Paris,3 rue X,75001",
+]
+
+
+def write(tmp_path, text: str, name="customers.csv", encoding="utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def run_import(path, *args) -> dict:
+    out = io.StringIO()
+    call_command(
+        "import_customers", str(path), "--source", "crm", *args, stdout=out, stderr=io.StringIO()
+    )
+    import json
+
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_a_file_creates_customers_with_normalised_contact_points(tmp_path):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    assert (summary["created"], summary["updated"], summary["errors"]) == (3, 0, 0)
+    ann = SourceIdentifier.objects.get(source="crm", external_id="C-1").customer
+    assert ann.display_name == "Ann Lee"
+    assert ann.emails.get().email == "Ann.Lee@example.com"
+    assert ann.phones.get().number == "+442079460958"
+    assert ann.addresses.get().postcode == "SW1A 1AA"
+    chloe = SourceIdentifier.objects.get(external_id="C-3").customer
+    assert chloe.phones.get().number == "+33142685300"  # read in the row's country
+
+
+def test_history_rows_reconcile_with_the_counts_and_name_the_job(tmp_path):
+    path = write(tmp_path, "\n".join([HEADER, *GOOD, "C-4,,,,,,,,,"]))
+    summary = run_import(path)
+    job = ImportJob.objects.get(pk=summary["job"])
+    assert summary["rows"] == sum(summary[k] for k in ("created", "updated", "unchanged", "errors"))
+    reason = f"import #{job.pk} customers.csv"
+    rows = Customer.history.filter(history_change_reason=reason)
+    assert rows.count() == summary["created"] + summary["updated"] == 3
+    assert {r.history_user for r in rows} == {system_actor()}
+    assert EmailAddress.history.filter(history_change_reason=reason).count() == 3
+
+
+def test_reimporting_the_same_file_changes_nothing(tmp_path):
+    path = write(tmp_path, "\n".join([HEADER, *GOOD]))
+    run_import(path)
+    history_before = Customer.history.count()
+    again = run_import(path)
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
+    assert Customer.history.count() == history_before
+
+
+def test_a_changed_row_updates_only_what_changed_with_history(tmp_path):
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    changed = GOOD[0].replace("Lee", "Kay").replace("London", "Bath").replace("1 High", "9 New")
+    summary = run_import(write(tmp_path, "\n".join([HEADER, changed, *GOOD[1:]]), "v2.csv"))
+    assert (summary["created"], summary["updated"], summary["unchanged"]) == (0, 1, 2)
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    assert ann.last_name == "Kay"
+    assert ann.addresses.count() == 2  # the new address is added, the old one kept
+    latest = ann.history.latest()
+    assert latest.history_change_reason == f"import #{summary['job']} v2.csv"
+
+
+def test_blank_cells_never_erase_stored_values(tmp_path):
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    summary = run_import(write(tmp_path, "\n".join([HEADER, "C-1,Ann,Lee,,,,,,,"]), "b.csv"))
+    assert summary["unchanged"] == 1
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    assert ann.date_of_birth is not None and ann.emails.exists()
+
+
+def test_an_edit_made_in_the_app_since_is_not_skipped_by_a_reimport(tmp_path, support):
+    path = write(tmp_path, "\n".join([HEADER, *GOOD]))
+    run_import(path)
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    services.customer_update(actor=support, customer=ann, reason="typo", first_name="Anne")
+    summary = run_import(path)
+    assert summary["updated"] == 1
+    ann.refresh_from_db()
+    assert ann.first_name == "Ann"
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        ("E-mail", "email"),
+        ("Surname", "last_name"),
+        ("Forename", "first_name"),
+        ("Customer No", "external_id"),
+        ("Post Code", "postcode"),
+        ("DOB", "date_of_birth"),
+        ("Mobile", "phone"),
+        ("Company", "organization_name"),
+    ],
+)
+def test_common_header_synonyms_are_mapped(header, field):
+    assert auto_map([header]) == {header: field}
+
+
+def test_only_allow_listed_fields_are_ever_written(tmp_path):
+    text = "external_id,last_name,is_staff,restricted,kyc_status\nR-1,Roe,1,true,approved\n"
+    path = write(tmp_path, text)
+    job = import_job_create(actor=system_actor(), source="crm", original_name="x.csv", path=path)
+    assert job.mapping == {
+        "external_id": "external_id",
+        "last_name": "last_name",
+        "is_staff": "",
+        "restricted": "",
+        "kyc_status": "",
+    }
+    job.mapping.update(restricted="restricted", is_staff="is_staff")  # a crafted mapping
+    job.save()
+    ImportJob.objects.filter(pk=job.pk).update(status="queued")
+    assert import_job_run(job_id=job.pk)["created"] == 1
+    assert Customer.objects.get().restricted is False
+
+
+def test_a_saved_mapping_is_reused_for_the_same_source(tmp_path, admin, client_for):
+    ImportMapping.objects.create(
+        source="crm", mapping={"Kundennummer": "external_id", "Name": "last_name"}
+    )
+    path = write(tmp_path, "Kundennummer,Name\nK-1,Meier\n")
+    job = import_job_create(actor=admin, source="crm", original_name="k.csv", path=path)
+    assert job.mapping == {"Kundennummer": "external_id", "Name": "last_name"}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"),
+    [("utf-8", ","), ("utf-8-sig", ";"), ("utf-16", "\t"), ("cp1252", ";"), ("latin-1", ",")],
+)
+def test_encodings_and_delimiters_are_detected(tmp_path, encoding, delimiter):
+    text = f"external_id{delimiter}first_name{delimiter}last_name\r\n"
+    text += f"E-1{delimiter}José{delimiter}Müller\r\nE-2{delimiter}Zoë{delimiter}Brontë\r\n"
+    summary = run_import(write(tmp_path, text, encoding=encoding))
+    assert summary["created"] == 2
+    assert set(Customer.objects.values_list("display_name", flat=True)) == {
+        "José Müller",
+        "Zoë Brontë",
+    }
+
+
+def test_xlsx_files_import_with_dates_as_cells(tmp_path):
+    import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["External ID", "First name", "Last name", "Date of birth", "Phone"])
+    sheet.append(["X-1", "Ida", "Berg", datetime.date(1970, 5, 17), "+46 8 123 456 78"])
+    sheet.append([1002, "Ola", "Nord", "1981-02-03", None])
+    path = tmp_path / "people.xlsx"
+    book.save(path)
+    summary = run_import(path)
+    assert summary["created"] == 2
+    ida = SourceIdentifier.objects.get(external_id="X-1").customer
+    assert str(ida.date_of_birth) == "1970-05-17"
+    assert SourceIdentifier.objects.filter(external_id="1002").exists()
+
+
+BAD_ROWS = [
+    ("C-9,Zed,Zee,not-an-email,,,GB,,,", "email", "needs exactly one '@'"),
+    ("C-9,Zed,Zee,,12,,GB,,,", "phone", "not a valid phone number"),
+    ("C-9,Zed,Zee,,,12/03/1985,GB,,,", "date_of_birth", "not a date in ISO 8601 form"),
+    ("C-9,Zed,Zee,,,1985-13-01,GB,,,", "date_of_birth", "not a date in ISO 8601 form"),
+    ("C-9,Zed,Zee,,,,Atlantis,,,", "country", "not an ISO 3166 country"),
+    ("C-9,,,,,,GB,,,", "last_name", "needs a first_name or a last_name"),
+    (",Zed,Zee,,,,GB,,,", "external_id", "external_id is required"),
+]
+
+
+@pytest.mark.parametrize(("row", "column", "reason"), BAD_ROWS)
+def test_a_bad_row_is_rejected_with_row_column_and_reason_and_good_rows_still_import(
+    tmp_path, row, column, reason
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, GOOD[0], row, GOOD[1]])))
+    assert (summary["created"], summary["errors"]) == (2, 1)
+    issue = ImportJob.objects.get(pk=summary["job"]).issues.get()
+    assert (issue.row_number, issue.column, issue.level) == (3, column, "error")
+    assert reason in issue.message
+
+
+def test_lenient_import_keeps_the_row_without_its_invalid_optional_value(tmp_path):
+    row = "C-9,Zed,Zee,not-an-email,,,GB,,,"
+    summary = run_import(write(tmp_path, "\n".join([HEADER, row])), "--lenient")
+    assert (summary["created"], summary["errors"], summary["warnings"]) == (1, 0, 1)
+    zed = SourceIdentifier.objects.get(external_id="C-9").customer
+    assert not zed.emails.exists()
+    issue = ImportJob.objects.get(pk=summary["job"]).issues.get()
+    assert issue.level == "warning" and "left out" in issue.message
+
+
+def test_lenient_never_keeps_a_row_that_cannot_identify_a_customer(tmp_path):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, ",Zed,Zee,,,,,,,"])), "--lenient")
+    assert (summary["created"], summary["errors"]) == (0, 1)
+
+
+def test_duplicate_external_ids_in_one_file_reject_the_later_rows(tmp_path):
+    text = "\n".join([HEADER, GOOD[0], GOOD[0].replace("Ann", "Annie")])
+    summary = run_import(write(tmp_path, text))
+    assert (summary["created"], summary["errors"]) == (1, 1)
+    issue = ImportJob.objects.get(pk=summary["job"]).issues.get()
+    assert issue.row_number == 3
+    assert issue.message == "external_id 'C-1' already appeared in row 2."
+
+
+def _zip_bomb(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", "<a>" + "0" * 50_000_000 + "</a>")
+    return path
+
+
+def _xlsx_with_dtd(path: Path) -> Path:
+    from openpyxl import Workbook
+
+    Workbook().save(path)
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    body = parts["xl/workbook.xml"]
+    body = body.split(b"?>", 1)[1] if body.startswith(b"<?xml") else body
+    parts["xl/workbook.xml"] = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + body
+    )
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: write(d, ""), "The file is empty."),
+        (
+            lambda d: write(d, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "photo.csv"),
+            "not a text spreadsheet",
+        ),
+        (lambda d: write(d, HEADER + '\nC-1,"Ann,Lee\n'), "unterminated quote"),
+        (
+            lambda d: write(d, "first_name,last_name\nAnn,Lee\n"),
+            "No column is mapped to external_id",
+        ),
+        (lambda d: write(d, HEADER + "\nC-1," + "x" * 1_000_000 + "\n"), "a cell is larger than"),
+        (lambda d: _zip_bomb(d / "bomb.xlsx"), "zip bomb"),
+        (lambda d: _xlsx_with_dtd(d / "dtd.xlsx"), "carries a DTD or external entity"),
+        (lambda d: write(d, "hello", "notes.pdf"), "Only .csv and .xlsx files"),
+    ],
+)
+def test_a_rejected_file_gets_a_clear_message_and_changes_nothing(tmp_path, make, message):
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD]), "first.csv"))
+    snapshot = (Customer.objects.count(), Customer.history.count(), EmailAddress.objects.count())
+    with pytest.raises(CommandError) as caught:
+        run_import(make(tmp_path))
+    assert message in str(caught.value)
+    assert snapshot == (
+        Customer.objects.count(),
+        Customer.history.count(),
+        EmailAddress.objects.count(),
+    )
+
+
+def test_a_file_over_the_size_limit_is_refused(tmp_path, settings):
+    settings.CIM_IMPORT_MAX_MB = 1
+    path = write(tmp_path, HEADER + "\n" + ("C-1,A,B,,,,,,,\n" * 80_000))
+    with pytest.raises(CommandError, match="the limit is 1 MB"):
+        run_import(path)
+    assert not Customer.objects.exists()
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])), "--dry-run")
+    assert summary["created"] == 3 and summary["dry_run"]
+    assert not Customer.objects.exists() and not Customer.history.exists()
+
+
+def _job_for(tmp_path, text, name="c.csv"):
+    job = import_job_create(
+        actor=system_actor(), source="crm", original_name=name, path=write(tmp_path, text, name)
+    )
+    ImportJob.objects.filter(pk=job.pk).update(status="queued")
+    return job
+
+
+def test_a_crash_mid_file_resumes_with_no_row_lost_or_doubled(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    rows = [f"K-{i},First{i},Last{i},k{i}@example.com,,,GB,,," for i in range(7)]
+    job = _job_for(tmp_path, "\n".join([HEADER, *rows]))
+    calls = {"n": 0}
+    original = pipeline.Importer._process
+
+    def crash_on_third_chunk(self, chunk):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("worker killed")
+        return original(self, chunk)
+
+    monkeypatch.setattr(pipeline.Importer, "_process", crash_on_third_chunk)
+    with pytest.raises(SystemExit):
+        import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.next_row, job.created) == ("running", 4, 6, 4)
+
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+    job.refresh_from_db()
+    monkeypatch.setattr(pipeline.Importer, "_process", original)
+    import_job_resume(actor=None, job=job)  # queued again; a worker picks it up
+    assert import_job_run(job_id=job.pk)["created"] == 7
+    assert Customer.objects.count() == 7
+    assert Customer.history.filter(history_type="+").count() == 7
+    assert import_job_run(job_id=job.pk) is None  # a redelivered message is a no-op
+
+
+def test_revert_removes_created_and_restores_updated_customers(tmp_path, admin):
+    run_import(write(tmp_path, "\n".join([HEADER, GOOD[0]]), "base.csv"))
+    text = "\n".join([HEADER, GOOD[0].replace("Lee", "Kay"), *GOOD[1:]])
+    summary = run_import(write(tmp_path, text, "second.csv"))
+    job = ImportJob.objects.get(pk=summary["job"])
+    report = import_job_revert(actor=admin, job=job)
+    assert (report["removed"], report["restored"], report["conflict_count"]) == (2, 1, 0)
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    assert ann.last_name == "Lee"
+    assert ann.history.latest().history_change_reason == f"revert of import #{job.pk}"
+    assert not SourceIdentifier.objects.filter(external_id__in=["C-2", "C-3"]).exists()
+    job.refresh_from_db()
+    assert job.status == "reverted"
+
+
+def test_revert_lists_but_does_not_overwrite_customers_changed_since(tmp_path, admin, support):
+    run_import(write(tmp_path, "\n".join([HEADER, GOOD[0]]), "base.csv"))
+    summary = run_import(
+        write(tmp_path, "\n".join([HEADER, GOOD[0].replace("Lee", "Kay"), GOOD[1]]), "second.csv")
+    )
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    bob = SourceIdentifier.objects.get(external_id="C-2").customer
+    services.customer_update(actor=support, customer=ann, reason="fix", first_name="Anna")
+    services.customer_update(actor=support, customer=bob, reason="fix", first_name="Robert")
+    report = import_job_revert(actor=admin, job=ImportJob.objects.get(pk=summary["job"]))
+    assert (report["removed"], report["restored"], report["conflict_count"]) == (0, 0, 2)
+    ann.refresh_from_db()
+    assert (ann.first_name, ann.last_name) == ("Anna", "Kay")
+    assert Customer.objects.filter(pk=bob.pk).exists()
+
+
+def test_error_report_neutralises_spreadsheet_formulas(tmp_path, admin, client_for):
+    text = "\n".join([HEADER, "C-1,=cmd|' /C calc'!A0,@SUM(1),-2+3,+44,,,,,"])
+    summary = run_import(write(tmp_path, text))
+    body = client_for(admin).get(f"/imports/{summary['job']}/issues.csv").content.decode()
+    assert "'=cmd" in body and "'@SUM(1)" in body and "'-2+3" in body
+    assert ",=cmd" not in body
+
+
+def test_utf8_with_bom_header_is_read_cleanly(tmp_path):
+    text = codecs.BOM_UTF8 + "External ID;Surname\nB-1;Bøe\n".encode()
+    summary = run_import(write(tmp_path, text))
+    assert summary["created"] == 1
