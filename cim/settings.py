@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -196,6 +197,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "customers.tasks.import_*": {"queue": "imports"},
     "customers.tasks.scan_*": {"queue": "scans"},
+    "compliance.tasks.screening_*": {"queue": "scans"},
     "communications.tasks.*": {"queue": "sends"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "1800"))
@@ -213,15 +215,40 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.import_recover_stalled",
         "schedule": 60.0,
     },
+    # Daily: open the KYC reviews that fall due and mark the overdue ones.
+    "kyc-periodic-review": {
+        "task": "compliance.tasks.kyc_periodic_review",
+        "schedule": crontab(hour=2, minute=15),
+    },
+    # Nightly: screen what changed since the last run against the watch lists.
+    "screening-nightly": {
+        "task": "compliance.tasks.screening_nightly",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }
 
 # Customer data defaults.
 CIM_DEFAULT_PHONE_REGION = os.environ.get("CIM_DEFAULT_PHONE_REGION", "GB")
 CIM_DEMO_PASSWORD = os.environ.get("CIM_DEMO_PASSWORD", "cim-demo-password")
 CIM_IMPORT_MAX_MB = int(os.environ.get("CIM_IMPORT_MAX_MB", "200"))
+# Rows per committed chunk: the most a crash can make an import redo.
+CIM_IMPORT_CHUNK_ROWS = int(os.environ.get("CIM_IMPORT_CHUNK_ROWS", "2000"))
 # Uploads are streamed to disk; only small form fields are held in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# KYC: years until the next periodic review by risk, how many days before that
+# date the review case opens, uploads accepted as documents, and the name
+# similarity (0-100) from which a watch-list match is raised to an officer.
+CIM_KYC_REVIEW_YEARS = {
+    "high": int(os.environ.get("CIM_KYC_REVIEW_YEARS_HIGH", "1")),
+    "medium": int(os.environ.get("CIM_KYC_REVIEW_YEARS_MEDIUM", "2")),
+    "low": int(os.environ.get("CIM_KYC_REVIEW_YEARS_LOW", "3")),
+}
+CIM_KYC_REVIEW_LEAD_DAYS = int(os.environ.get("CIM_KYC_REVIEW_LEAD_DAYS", "30"))
+CIM_KYC_DOCUMENT_MAX_MB = int(os.environ.get("CIM_KYC_DOCUMENT_MAX_MB", "10"))
+CIM_WATCHLIST_MAX_MB = int(os.environ.get("CIM_WATCHLIST_MAX_MB", "20"))
+CIM_SCREENING_THRESHOLD = float(os.environ.get("CIM_SCREENING_THRESHOLD", "86"))
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
@@ -270,3 +297,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"faker": {"level": "WARNING"}},
 }
+
+# Admin imports need the model's add permission, exports its view permission.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_USE_TRANSACTIONS = True

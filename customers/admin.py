@@ -17,6 +17,9 @@ from .models import (
     PostalAddress,
     SourceIdentifier,
 )
+from .resources import (
+    CustomerExportResource,
+)
 from .selectors import customers_visible_to
 
 
@@ -63,6 +66,7 @@ class SourceIdentifierInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(VisibleCustomersMixin, ExportMixin, GuardedModelAdminMixin, SimpleHistoryAdmin):
+    resource_classes = [CustomerExportResource]
     list_display = ("display_name", "kind", "country", "status", "restricted", "updated_at")
     list_filter = ("kind", "status", "restricted")
     search_fields = ("display_name", "source_identifiers__external_id", "emails__email")

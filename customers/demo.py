@@ -21,20 +21,20 @@ import datetime as dt
 import random
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
+import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import AbstractBaseUser, Group
-from django.db import connection, models, transaction
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.utils import timezone
 from faker import Faker
 from guardian.shortcuts import assign_perm
-from phonenumbers import PhoneNumber, is_valid_number_for_region
 from stdnum import ean, luhn
 from stdnum.at import uid as at_uid
 from stdnum.at import vnr as at_vnr
@@ -46,19 +46,20 @@ from stdnum.iso7064 import mod_11_10
 from stdnum.it import codicefiscale
 
 from cim.audit import system_actor, system_reason
+from cim.bulk import RowWriter
 from compliance import roles
 
 from .models import (
     Customer,
+    CustomerSearchToken,
     EmailAddress,
     Interaction,
     OrganizationContact,
+    PhoneNumber,
     PostalAddress,
     SourceIdentifier,
 )
-from .models import (
-    PhoneNumber as PhoneNumberModel,
-)
+from .search import customer_tokens
 
 DEMO_SOURCE = "demo"
 LEGACY_SOURCE = "legacy"
@@ -68,8 +69,8 @@ BATCH_SIZE = 5000
 # Shares of the generated population. Organisations link some of the persons
 # generated just before them as their contacts.
 ORGANIZATION_SHARE = 0.12
-DUPLICATE_SHARE = 0.025
-HOUSEHOLD_SHARE = 0.05
+DUPLICATE_SHARE = 0.03
+HOUSEHOLD_SHARE = 0.06
 RESTRICTED_SHARE = 0.01
 INACTIVE_SHARE = 0.03
 WITH_INTERACTIONS_SHARE = 0.85
@@ -78,8 +79,8 @@ NATIONAL_ID_SHARE = 0.7
 PERSON, ORGANIZATION, DUPLICATE, HOUSEHOLD = "person", "organization", "duplicate", "household"
 # The first customers of every seed show each case, so even a tiny demo (or a test
 # seeding 60 customers) has near-duplicates, households, organisations and
-# restricted customers. A duplicate or household member is always generated
-# right after the person it derives from.
+# restricted customers. A duplicate or household member always follows the
+# person it derives from.
 SHOWCASE_ROLES = {
     1: PERSON,
     2: DUPLICATE,
@@ -108,9 +109,14 @@ DEMO_USERS = (
 OFFICER_RESTRICTED_GRANTS = 2
 
 
+def _words(text: str) -> tuple[str, ...]:
+    """Space-separated data, "|" where an item holds spaces: keeps the tables below short."""
+    return tuple(item.strip() for item in text.split("|" if "|" in text else None))
+
+
 # --------------------------------------------------------------------------- identifiers
-# Each returns the normalised (compact) form that customers.normalization stores,
-# so a stored value is a fixed point of normalize_national_id / normalize_tax_id.
+# Each returns the compact form that customers.normalization stores, so a stored
+# value is a fixed point of normalize_national_id / normalize_tax_id.
 
 
 def _digits(rng: random.Random, count: int) -> str:
@@ -118,7 +124,7 @@ def _digits(rng: random.Random, count: int) -> str:
 
 
 _NINO_FIRST, _NINO_SECOND = "ABCEGHJKLMNOPRSTWXYZ", "ABCEGHJKLMNPRSTWXYZ"
-_NINO_UNUSED = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+_NINO_UNUSED = frozenset(_words("BG GB KN NK NT TN ZZ"))
 
 
 def _gb_nino(rng: random.Random, person: Profile) -> str:
@@ -128,7 +134,7 @@ def _gb_nino(rng: random.Random, person: Profile) -> str:
     return f"{prefix}{_digits(rng, 6)}{rng.choice('ABCD')}"
 
 
-_SSN_REFUSED = frozenset({"078051120", "457555462", "219099999"})  # famously misused
+_SSN_REFUSED = frozenset(_words("078051120 457555462 219099999"))  # famously misused
 
 
 def _us_ssn(rng: random.Random, person: Profile) -> str:
@@ -150,16 +156,14 @@ def _de_idnr(rng: random.Random, person: Profile) -> str:
     return number + mod_11_10.calc_check_digit(number)
 
 
-_FR_DEPARTMENTS = [f"{d:02d}" for d in range(1, 96) if d != 20]
+_FR_DEPARTMENTS = tuple(f"{d:02d}" for d in range(1, 96) if d != 20)  # 20 is 2A/2B
 
 
 def _fr_nir(rng: random.Random, person: Profile) -> str:
     dob = person.date_of_birth
     sex = "1" if person.gender == "M" else "2"
-    body = (
-        f"{sex}{dob.year % 100:02d}{dob.month:02d}{rng.choice(_FR_DEPARTMENTS)}"
-        f"{rng.randrange(1, 990):03d}{rng.randrange(1, 1000):03d}"
-    )
+    place = f"{rng.choice(_FR_DEPARTMENTS)}{rng.randrange(1, 990):03d}"
+    body = f"{sex}{dob.year % 100:02d}{dob.month:02d}{place}{rng.randrange(1, 1000):03d}"
     return f"{body}{97 - int(body) % 97:02d}"
 
 
@@ -168,22 +172,7 @@ def _es_dni(rng: random.Random, person: Profile) -> str:
     return number + es_dni.calc_check_digit(number)
 
 
-_IT_MUNICIPALITIES = (
-    "H501",
-    "F205",
-    "F839",
-    "L219",
-    "G273",
-    "D612",
-    "A944",
-    "L736",
-    "D969",
-    "A662",
-    "C351",
-    "H224",
-    "L424",
-    "B157",
-)
+_IT_MUNICIPALITIES = _words("H501 F205 F839 L219 G273 D612 A944 L736 D969 A662 C351 H224 B157")
 _IT_MONTHS = "ABCDEHLMPRST"
 
 
@@ -197,19 +186,19 @@ def _it_name_code(name: str, *, first_name: bool) -> str:
 
 
 def _it_codice_fiscale(rng: random.Random, person: Profile) -> str:
+    """Derived from the name and birth date the way the Agenzia delle Entrate does."""
     dob = person.date_of_birth
     day = dob.day + (40 if person.gender == "F" else 0)
-    body = (
-        f"{_it_name_code(person.last_name, first_name=False)}"
-        f"{_it_name_code(person.first_name, first_name=True)}"
-        f"{dob.year % 100:02d}{_IT_MONTHS[dob.month - 1]}{day:02d}"
-        f"{rng.choice(_IT_MUNICIPALITIES)}"
+    names = _it_name_code(person.last_name, first_name=False) + _it_name_code(
+        person.first_name, first_name=True
     )
+    born = f"{dob.year % 100:02d}{_IT_MONTHS[dob.month - 1]}{day:02d}"
+    body = f"{names}{born}{rng.choice(_IT_MUNICIPALITIES)}"
     return body + codicefiscale.calc_check_digit(body)
 
 
 def _nl_bsn(rng: random.Random, person: Profile | None = None) -> str:
-    while True:
+    while True:  # the "11-proof"; one draw in eleven has no valid last digit
         body = f"{rng.randrange(10**7, 7 * 10**7):08d}"
         check = sum((9 - i) * int(c) for i, c in enumerate(body)) % 11
         if check < 10:
@@ -218,10 +207,8 @@ def _nl_bsn(rng: random.Random, person: Profile | None = None) -> str:
 
 def _se_personnummer(rng: random.Random, person: Profile) -> str:
     dob = person.date_of_birth
-    serial = rng.randrange(100) * 10 + rng.choice(
-        (1, 3, 5, 7, 9) if person.gender == "M" else (0, 2, 4, 6, 8)
-    )
-    digits = f"{dob.year % 100:02d}{dob.month:02d}{dob.day:02d}{serial:03d}"
+    sex_digit = rng.choice((1, 3, 5, 7, 9) if person.gender == "M" else (0, 2, 4, 6, 8))
+    digits = f"{dob:%y%m%d}{rng.randrange(100) * 10 + sex_digit:03d}"
     return f"{digits[:6]}-{digits[6:]}{luhn.calc_check_digit(digits)}"
 
 
@@ -231,8 +218,7 @@ def _ie_pps(rng: random.Random, person: Profile | None = None) -> str:
 
 
 def _at_vnr(rng: random.Random, person: Profile) -> str:
-    dob = person.date_of_birth
-    born = f"{dob.day:02d}{dob.month:02d}{dob.year % 100:02d}"
+    born = f"{person.date_of_birth:%d%m%y}"
     while True:
         serial = str(rng.randrange(100, 1000))
         check = at_vnr.calc_check_digit(f"{serial}0{born}")
@@ -248,7 +234,7 @@ def _ch_ahv(rng: random.Random, person: Profile) -> str:
 def _be_nn(rng: random.Random, person: Profile) -> str:
     dob = person.date_of_birth
     serial = rng.randrange(1, 499) * 2 - (1 if person.gender == "M" else 0)
-    body = f"{dob.year % 100:02d}{dob.month:02d}{dob.day:02d}{serial:03d}"
+    body = f"{dob:%y%m%d}{serial:03d}"
     checked = int(("2" + body) if dob.year >= 2000 else body)
     return f"{body}{97 - checked % 97:02d}"
 
@@ -274,9 +260,13 @@ def _es_cif(rng: random.Random) -> str:
     return body + es_cif.calc_check_digits(body)[0]
 
 
-def _it_iva(rng: random.Random) -> str:
+def _it_partita_iva(rng: random.Random) -> str:
     body = f"{rng.randrange(1, 10**7):07d}{rng.randrange(1, 101):03d}"
     return body + luhn.calc_check_digit(body)
+
+
+def _nl_btw(rng: random.Random) -> str:
+    return _nl_bsn(rng) + "B01"
 
 
 def _se_orgnr(rng: random.Random) -> str:
@@ -285,7 +275,7 @@ def _se_orgnr(rng: random.Random) -> str:
     return body + luhn.calc_check_digit(body)
 
 
-_EIN_PREFIXES = ("10", "12", "20", "26", "27", "30", "35", "45", "46", "47", "81", "84")
+_EIN_PREFIXES = _words("10 12 20 26 27 30 35 45 46 47 81 84")
 
 
 def _us_ein(rng: random.Random) -> str:
@@ -317,435 +307,334 @@ def _be_vat(rng: random.Random) -> str:
 class Country:
     code: str
     locale: str
-    language: str
+    language: str  # a code of settings.LANGUAGES
     currency: str
     rate: float  # amounts are drawn in EUR and converted, so prices look local
     weight: int
     calling_code: int
-    # (national prefix, length of the national number); the rest is random digits.
-    mobile: tuple[tuple[str, int], ...]
-    landline: tuple[tuple[str, int], ...]
+    # National prefixes and the length of the national number; the rest is random.
+    mobile: tuple[str, ...]
+    mobile_length: int
+    landline: tuple[str, ...]
+    landline_length: int
     mail_domains: tuple[str, ...]
     tld: str
     legal_forms: tuple[str, ...]
     sectors: tuple[str, ...]
-    national_id: Callable[[random.Random, Profile], str] | None
+    national_id: Callable[[random.Random, Profile], str]
     tax_id: Callable[[random.Random], str]
     house_number_first: bool = False
-    # Real towns (with a US state) where the locale's faker invents town names.
-    cities: tuple[tuple[str, str], ...] = ()
     flat: str = ""
+    # Real towns ("Town/REGION") where the locale's faker invents town names.
+    cities: tuple[str, ...] = ()
+    # Street kinds, for locales whose faker streets read oddly ("Robert Divide").
+    street_kinds: tuple[str, ...] = ()
 
 
-def _prefixes(length: int, *prefixes: str) -> tuple[tuple[str, int], ...]:
-    return tuple((prefix, length) for prefix in prefixes)
-
-
-_EN_SECTORS = (
-    "Logistics",
-    "Consulting",
-    "Engineering",
-    "Foods",
-    "Holdings",
-    "Trading",
-    "Software",
-    "Construction",
-    "Interiors",
-    "Energy",
+_EN_SECTORS = _words(
+    "Logistics Consulting Engineering Foods Holdings Trading Software Construction Energy"
 )
 
 COUNTRIES: tuple[Country, ...] = (
     Country(
-        "GB",
-        "en_GB",
-        "en-gb",
-        "GBP",
-        0.85,
-        22,
-        44,
-        _prefixes(10, "74", "75", "77", "78", "79"),
-        _prefixes(10, "207", "203", "161", "141", "151", "1223", "1865", "2920"),
-        (
-            "gmail.com",
-            "outlook.com",
-            "hotmail.co.uk",
-            "yahoo.co.uk",
-            "btinternet.com",
-            "icloud.com",
-            "sky.com",
+        code="GB",
+        locale="en_GB",
+        language="en-gb",
+        currency="GBP",
+        rate=0.85,
+        weight=22,
+        calling_code=44,
+        mobile=_words("74 75 77 78 79"),
+        mobile_length=10,
+        landline=_words("207 203 161 141 151 1223 1865 2920"),
+        landline_length=10,
+        mail_domains=_words(
+            "gmail.com outlook.com hotmail.co.uk yahoo.co.uk btinternet.com icloud.com sky.com"
         ),
-        "co.uk",
-        ("Ltd", "Ltd", "PLC", "LLP"),
-        _EN_SECTORS,
-        _gb_nino,
-        _gb_vat,
+        tld="co.uk",
+        legal_forms=_words("Ltd Ltd PLC LLP"),
+        sectors=_EN_SECTORS,
+        national_id=_gb_nino,
+        tax_id=_gb_vat,
         house_number_first=True,
         flat="Flat {n}",
-        cities=tuple(
-            (c, "")
-            for c in (
-                "London",
-                "Manchester",
-                "Birmingham",
-                "Leeds",
-                "Glasgow",
-                "Edinburgh",
-                "Bristol",
-                "Liverpool",
-                "Sheffield",
-                "Cardiff",
-                "Nottingham",
-                "Leicester",
-                "Brighton",
-                "Oxford",
-                "Cambridge",
-                "York",
-                "Newcastle upon Tyne",
-                "Southampton",
-                "Reading",
-                "Norwich",
-            )
+        street_kinds=_words("Street Street Road Road Lane Avenue Close Drive Gardens Crescent Way"),
+        cities=_words(
+            "London|Manchester|Birmingham|Leeds|Glasgow|Edinburgh|Bristol|Liverpool|Sheffield|"
+            "Cardiff|Nottingham|Leicester|Brighton|Oxford|Cambridge|York|Newcastle upon Tyne|"
+            "Southampton|Reading|Norwich"
         ),
     ),
     Country(
-        "US",
-        "en_US",
-        "en",
-        "USD",
-        1.1,
-        18,
-        1,
-        _prefixes(
-            10,
-            "212",
-            "415",
-            "312",
-            "617",
-            "206",
-            "303",
-            "512",
-            "305",
-            "404",
-            "713",
-            "646",
-            "718",
-            "310",
-            "702",
-            "503",
-            "612",
+        code="US",
+        locale="en_US",
+        language="en",
+        currency="USD",
+        rate=1.1,
+        weight=18,
+        calling_code=1,
+        mobile=_words("212 415 312 617 206 303 512 305 404 713 646 718 310 702 503 612"),
+        mobile_length=10,
+        landline=_words("212 415 312 617 206 303 512 305 404 713"),
+        landline_length=10,
+        mail_domains=_words(
+            "gmail.com yahoo.com outlook.com icloud.com aol.com comcast.net hotmail.com"
         ),
-        _prefixes(10, "212", "415", "312", "617", "206", "303", "512", "305", "404", "713"),
-        (
-            "gmail.com",
-            "yahoo.com",
-            "outlook.com",
-            "icloud.com",
-            "aol.com",
-            "comcast.net",
-            "hotmail.com",
-        ),
-        "com",
-        ("Inc.", "LLC", "Corp.", "LLC"),
-        _EN_SECTORS,
-        _us_ssn,
-        _us_ein,
+        tld="com",
+        legal_forms=_words("Inc. LLC Corp. LLC"),
+        sectors=_EN_SECTORS,
+        national_id=_us_ssn,
+        tax_id=_us_ein,
         house_number_first=True,
         flat="Apt {n}",
-        cities=(
-            ("New York", "NY"),
-            ("Los Angeles", "CA"),
-            ("Chicago", "IL"),
-            ("Houston", "TX"),
-            ("Phoenix", "AZ"),
-            ("Philadelphia", "PA"),
-            ("San Antonio", "TX"),
-            ("San Diego", "CA"),
-            ("Dallas", "TX"),
-            ("Austin", "TX"),
-            ("Seattle", "WA"),
-            ("Denver", "CO"),
-            ("Boston", "MA"),
-            ("Portland", "OR"),
-            ("Atlanta", "GA"),
-            ("Miami", "FL"),
-            ("Minneapolis", "MN"),
-            ("Nashville", "TN"),
-            ("San Francisco", "CA"),
-            ("Columbus", "OH"),
+        street_kinds=_words("Street Street Avenue Avenue Road Drive Boulevard Lane Court Place"),
+        cities=_words(
+            "New York/NY|Los Angeles/CA|Chicago/IL|Houston/TX|Phoenix/AZ|Philadelphia/PA|"
+            "San Antonio/TX|San Diego/CA|Dallas/TX|Austin/TX|Seattle/WA|Denver/CO|Boston/MA|"
+            "Portland/OR|Atlanta/GA|Miami/FL|Minneapolis/MN|Nashville/TN|San Francisco/CA|"
+            "Columbus/OH"
         ),
     ),
     Country(
-        "DE",
-        "de_DE",
-        "de",
-        "EUR",
-        1.0,
-        14,
-        49,
-        _prefixes(
-            11,
-            "151",
-            "152",
-            "157",
-            "160",
-            "162",
-            "170",
-            "171",
-            "172",
-            "173",
-            "175",
-            "176",
-            "177",
-            "178",
-            "179",
-        ),
-        _prefixes(10, "30", "40", "89", "221", "69", "711", "211", "341"),
-        ("gmx.de", "web.de", "t-online.de", "gmail.com", "posteo.de", "outlook.de"),
-        "de",
-        ("GmbH", "GmbH", "AG", "GmbH & Co. KG", "KG"),
-        (
-            "Logistik",
-            "Bau",
-            "Maschinenbau",
-            "Immobilien",
-            "Handel",
-            "Software",
-            "Elektro",
-            "Metallbau",
-        ),
-        _de_idnr,
-        _de_vat,
+        code="DE",
+        locale="de_DE",
+        language="de",
+        currency="EUR",
+        rate=1.0,
+        weight=14,
+        calling_code=49,
+        mobile=_words("151 152 157 160 162 170 171 172 173 175 176 177 178 179"),
+        mobile_length=11,
+        landline=_words("30 40 89 221 69 711 211 341"),
+        landline_length=10,
+        mail_domains=_words("gmx.de web.de t-online.de gmail.com posteo.de outlook.de"),
+        tld="de",
+        legal_forms=_words("GmbH|GmbH|AG|GmbH & Co. KG|KG"),
+        sectors=_words("Logistik Bau Maschinenbau Immobilien Handel Software Elektro Metallbau"),
+        national_id=_de_idnr,
+        tax_id=_de_vat,
     ),
     Country(
-        "FR",
-        "fr_FR",
-        "fr",
-        "EUR",
-        1.0,
-        10,
-        33,
-        _prefixes(9, "6", "75", "76", "77", "78"),
-        _prefixes(9, "1", "2", "3", "4", "5"),
-        ("orange.fr", "free.fr", "gmail.com", "laposte.net", "sfr.fr", "outlook.fr"),
-        "fr",
-        ("SARL", "SAS", "SA"),
-        ("Conseil", "Transports", "Bâtiment", "Distribution", "Services", "Informatique"),
-        _fr_nir,
-        _fr_siren,
+        code="FR",
+        locale="fr_FR",
+        language="fr",
+        currency="EUR",
+        rate=1.0,
+        weight=10,
+        calling_code=33,
+        mobile=_words("6 75 76 77 78"),
+        mobile_length=9,
+        landline=_words("1 2 3 4 5"),
+        landline_length=9,
+        mail_domains=_words("orange.fr free.fr gmail.com laposte.net sfr.fr outlook.fr"),
+        tld="fr",
+        legal_forms=_words("SARL SAS SA"),
+        sectors=_words("Conseil Transports Bâtiment Distribution Services Informatique"),
+        national_id=_fr_nir,
+        tax_id=_fr_siren,
         house_number_first=True,
         flat="Appartement {n}",
-        cities=tuple(
-            (c, "")
-            for c in (
-                "Paris",
-                "Lyon",
-                "Marseille",
-                "Toulouse",
-                "Nice",
-                "Nantes",
-                "Strasbourg",
-                "Montpellier",
-                "Bordeaux",
-                "Lille",
-                "Rennes",
-                "Reims",
-                "Grenoble",
-                "Dijon",
-                "Angers",
-            )
+        cities=_words(
+            "Paris|Lyon|Marseille|Toulouse|Nice|Nantes|Strasbourg|Montpellier|Bordeaux|Lille|"
+            "Rennes|Reims|Grenoble|Dijon|Angers"
         ),
     ),
     Country(
-        "ES",
-        "es_ES",
-        "es",
-        "EUR",
-        1.0,
-        7,
-        34,
-        _prefixes(9, "6"),
-        _prefixes(9, "91", "93", "96", "95"),
-        ("gmail.com", "hotmail.es", "yahoo.es", "telefonica.net", "outlook.es"),
-        "es",
-        ("S.L.", "S.L.", "S.A."),
-        ("Construcciones", "Transportes", "Consultoría", "Distribuciones", "Inmobiliaria"),
-        _es_dni,
-        _es_cif,
+        code="ES",
+        locale="es_ES",
+        language="es",
+        currency="EUR",
+        rate=1.0,
+        weight=7,
+        calling_code=34,
+        mobile=_words("6"),
+        mobile_length=9,
+        landline=_words("91 93 96 95"),
+        landline_length=9,
+        mail_domains=_words("gmail.com hotmail.es yahoo.es telefonica.net outlook.es"),
+        tld="es",
+        legal_forms=_words("S.L. S.L. S.A."),
+        sectors=_words("Construcciones Transportes Consultoría Distribuciones Inmobiliaria"),
+        national_id=_es_dni,
+        tax_id=_es_cif,
     ),
     Country(
-        "IT",
-        "it_IT",
-        "it",
-        "EUR",
-        1.0,
-        7,
-        39,
-        _prefixes(10, "32", "33", "34", "36", "38", "39"),
-        (),
-        ("gmail.com", "libero.it", "virgilio.it", "alice.it", "tiscali.it", "outlook.it"),
-        "it",
-        ("S.r.l.", "S.r.l.", "S.p.A."),
-        ("Costruzioni", "Trasporti", "Alimentari", "Meccanica", "Servizi", "Arredamenti"),
-        _it_codice_fiscale,
-        _it_iva,
+        code="IT",
+        locale="it_IT",
+        language="it",
+        currency="EUR",
+        rate=1.0,
+        weight=7,
+        calling_code=39,
+        mobile=_words("32 33 34 36 38 39"),
+        mobile_length=10,
+        # Italian landlines keep their leading zero in E.164; mobiles are enough.
+        landline=(),
+        landline_length=0,
+        mail_domains=_words("gmail.com libero.it virgilio.it alice.it tiscali.it outlook.it"),
+        tld="it",
+        legal_forms=_words("S.r.l. S.r.l. S.p.A."),
+        sectors=_words("Costruzioni Trasporti Alimentari Meccanica Servizi Arredamenti"),
+        national_id=_it_codice_fiscale,
+        tax_id=_it_partita_iva,
     ),
     Country(
-        "NL",
-        "nl_NL",
-        "nl",
-        "EUR",
-        1.0,
-        6,
-        31,
-        _prefixes(9, "61", "62", "63", "64", "65"),
-        _prefixes(9, "20", "10", "30", "70", "40"),
-        ("gmail.com", "ziggo.nl", "kpnmail.nl", "hotmail.nl", "outlook.com", "xs4all.nl"),
-        "nl",
-        ("B.V.", "B.V.", "N.V."),
-        ("Bouw", "Transport", "Installatietechniek", "Advies", "Handel", "Techniek"),
-        _nl_bsn,
-        lambda rng: _nl_bsn(rng) + "B01",
+        code="NL",
+        locale="nl_NL",
+        language="nl",
+        currency="EUR",
+        rate=1.0,
+        weight=6,
+        calling_code=31,
+        mobile=_words("61 62 63 64 65"),
+        mobile_length=9,
+        landline=_words("20 10 30 70 40"),
+        landline_length=9,
+        mail_domains=_words("gmail.com ziggo.nl kpnmail.nl hotmail.nl outlook.com xs4all.nl"),
+        tld="nl",
+        legal_forms=_words("B.V. B.V. N.V."),
+        sectors=_words("Bouw Transport Installatietechniek Advies Handel Techniek"),
+        national_id=_nl_bsn,
+        tax_id=_nl_btw,
     ),
     Country(
-        "SE",
-        "sv_SE",
-        "sv",
-        "SEK",
-        11.5,
-        4,
-        46,
-        _prefixes(9, "70", "72", "73", "76", "79"),
-        _prefixes(9, "8", "31", "40", "18"),
-        ("gmail.com", "telia.com", "hotmail.se", "outlook.com", "bredband.net"),
-        "se",
-        ("AB",),
-        ("Bygg", "Transport", "Konsult", "Fastigheter", "Data", "El"),
-        _se_personnummer,
-        _se_orgnr,
+        code="SE",
+        locale="sv_SE",
+        language="sv",
+        currency="SEK",
+        rate=11.5,
+        weight=4,
+        calling_code=46,
+        mobile=_words("70 72 73 76 79"),
+        mobile_length=9,
+        landline=_words("8 31 40 18"),
+        landline_length=9,
+        mail_domains=_words("gmail.com telia.com hotmail.se outlook.com bredband.net"),
+        tld="se",
+        legal_forms=("AB",),
+        sectors=_words("Bygg Transport Konsult Fastigheter Data El"),
+        national_id=_se_personnummer,
+        tax_id=_se_orgnr,
     ),
     Country(
-        "IE",
-        "en_IE",
-        "en-gb",
-        "EUR",
-        1.0,
-        3,
-        353,
-        _prefixes(9, "83", "85", "86", "87", "89"),
-        (("1", 8), ("21", 9)),
-        ("gmail.com", "eircom.net", "hotmail.com", "outlook.ie", "yahoo.ie"),
-        "ie",
-        ("Ltd", "Ltd", "DAC"),
-        _EN_SECTORS,
-        _ie_pps,
-        _ie_pps,
+        code="IE",
+        locale="en_IE",
+        language="en-gb",
+        currency="EUR",
+        rate=1.0,
+        weight=3,
+        calling_code=353,
+        mobile=_words("83 85 86 87 89"),
+        mobile_length=9,
+        landline=_words("21 61 51"),
+        landline_length=9,
+        mail_domains=_words("gmail.com eircom.net hotmail.com outlook.ie yahoo.ie"),
+        tld="ie",
+        legal_forms=_words("Ltd Ltd DAC"),
+        sectors=_EN_SECTORS,
+        national_id=_ie_pps,
+        tax_id=_ie_pps,
         house_number_first=True,
         flat="Apartment {n}",
-        cities=tuple(
-            (c, "")
-            for c in (
-                "Dublin",
-                "Cork",
-                "Galway",
-                "Limerick",
-                "Waterford",
-                "Kilkenny",
-                "Drogheda",
-                "Dundalk",
-                "Sligo",
-                "Athlone",
-            )
+        street_kinds=_words("Street Street Road Road Avenue Park Terrace Lane Drive"),
+        cities=_words(
+            "Dublin|Cork|Galway|Limerick|Waterford|Kilkenny|Drogheda|Dundalk|Sligo|Athlone"
         ),
     ),
     Country(
-        "AT",
-        "de_AT",
-        "de",
-        "EUR",
-        1.0,
-        3,
-        43,
-        (("664", 10), ("650", 10), ("660", 10), ("676", 10), ("699", 11)),
-        _prefixes(9, "316", "732", "662"),
-        ("gmx.at", "aon.at", "gmail.com", "chello.at"),
-        "at",
-        ("GmbH", "GmbH", "AG", "OG", "KG"),
-        ("Bau", "Handel", "Tischlerei", "Elektro", "Transporte"),
-        _at_vnr,
-        _at_uid,
+        code="AT",
+        locale="de_AT",
+        language="de",
+        currency="EUR",
+        rate=1.0,
+        weight=3,
+        calling_code=43,
+        mobile=_words("664 650 660 676"),
+        mobile_length=10,
+        landline=_words("316 732 662"),
+        landline_length=9,
+        mail_domains=_words("gmx.at aon.at gmail.com chello.at"),
+        tld="at",
+        legal_forms=_words("GmbH GmbH AG OG KG"),
+        sectors=_words("Bau Handel Tischlerei Elektro Transporte"),
+        national_id=_at_vnr,
+        tax_id=_at_uid,
     ),
     Country(
-        "CH",
-        "de_CH",
-        "de",
-        "CHF",
-        0.95,
-        3,
-        41,
-        _prefixes(9, "76", "77", "78", "79"),
-        _prefixes(9, "44", "22", "31", "61"),
-        ("bluewin.ch", "gmx.ch", "gmail.com", "sunrise.ch"),
-        "ch",
-        ("AG", "GmbH", "AG"),
-        ("Treuhand", "Bau", "Informatik", "Handel", "Technik"),
-        _ch_ahv,
-        _ch_uid,
+        code="CH",
+        locale="de_CH",
+        language="de",
+        currency="CHF",
+        rate=0.95,
+        weight=3,
+        calling_code=41,
+        mobile=_words("76 77 78 79"),
+        mobile_length=9,
+        landline=_words("44 22 31 61"),
+        landline_length=9,
+        mail_domains=_words("bluewin.ch gmx.ch gmail.com sunrise.ch"),
+        tld="ch",
+        legal_forms=_words("AG GmbH AG"),
+        sectors=_words("Treuhand Bau Informatik Handel Technik"),
+        national_id=_ch_ahv,
+        tax_id=_ch_uid,
     ),
     Country(
-        "BE",
-        "nl_BE",
-        "nl",
-        "EUR",
-        1.0,
-        3,
-        32,
-        _prefixes(9, "47", "48", "49"),
-        _prefixes(8, "2", "3", "9"),
-        ("telenet.be", "skynet.be", "gmail.com", "proximus.be"),
-        "be",
-        ("BV", "BV", "NV"),
-        ("Bouw", "Transport", "Advies", "Handel", "Techniek"),
-        _be_nn,
-        _be_vat,
+        code="BE",
+        locale="nl_BE",
+        language="nl",
+        currency="EUR",
+        rate=1.0,
+        weight=3,
+        calling_code=32,
+        mobile=_words("47 48 49"),
+        mobile_length=9,
+        landline=_words("2 3 9"),
+        landline_length=8,
+        mail_domains=_words("telenet.be skynet.be gmail.com proximus.be"),
+        tld="be",
+        legal_forms=_words("BV BV NV"),
+        sectors=_words("Bouw Transport Advies Handel Techniek"),
+        national_id=_be_nn,
+        tax_id=_be_vat,
     ),
 )
 COUNTRY_BY_CODE = {country.code: country for country in COUNTRIES}
-_COUNTRY_CUMULATIVE = []
-for _country in COUNTRIES:
-    _COUNTRY_CUMULATIVE.append(
-        (_COUNTRY_CUMULATIVE[-1] if _COUNTRY_CUMULATIVE else 0) + _country.weight
-    )
+
+
+def _cumulative(weights: Iterable[int]) -> list[int]:
+    total, out = 0, []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+_COUNTRY_WEIGHTS = _cumulative(country.weight for country in COUNTRIES)
 
 
 def phone_number(rng: random.Random, country: Country, *, mobile: bool) -> str:
     """A valid number in E.164: a real prefix of the country, random subscriber digits."""
-    choices = country.mobile if mobile or not country.landline else country.landline
+    if mobile or not country.landline:
+        prefixes, length = country.mobile, country.mobile_length
+    else:
+        prefixes, length = country.landline, country.landline_length
     while True:
-        prefix, length = rng.choice(choices)
+        prefix = rng.choice(prefixes)
         national = prefix + _digits(rng, length - len(prefix))
-        # A few subscriber ranges are unassigned (US exchanges starting 0 or 1, some
-        # area codes): the check is cheap next to parsing, so draw again.
-        number = PhoneNumber(country_code=country.calling_code, national_number=int(national))
-        if is_valid_number_for_region(number, country.code):
+        # Some subscriber ranges are unassigned (US exchanges starting 0 or 1, for
+        # one): checking the number object is cheap next to parsing, so draw again.
+        number = phonenumbers.PhoneNumber(
+            country_code=country.calling_code, national_number=int(national)
+        )
+        if phonenumbers.is_valid_number_for_region(number, country.code):
             return f"+{country.calling_code}{national}"
 
 
 # --------------------------------------------------------------------------- text helpers
 
 _TRANSLITERATE = str.maketrans(
-    {
-        "ß": "ss",
-        "ø": "o",
-        "Ø": "O",
-        "æ": "ae",
-        "Æ": "AE",
-        "œ": "oe",
-        "Œ": "OE",
-        "ł": "l",
-        "đ": "d",
-        "ð": "d",
-        "þ": "th",
-    }
+    {"ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ł": "l"}
 )
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 
@@ -779,7 +668,7 @@ class _Pool:
     female: list[str]
     last: list[str]
     streets: list[str]
-    cities: list[tuple[str, str]]
+    cities: list[tuple[str, str]]  # (town, region)
     postcodes: list[str]
 
 
@@ -787,17 +676,25 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _street(fake: Faker, country: Country) -> str:
+    if country.street_kinds:
+        return f"{_clean(fake.last_name())} {fake.random_element(country.street_kinds)}"
+    return _clean(fake.street_name())
+
+
+@lru_cache(maxsize=4)  # read-only; a process seeding twice draws them once
 def _pools(seed: int) -> dict[str, _Pool]:
     pools = {}
     for country in COUNTRIES:
         fake = Faker(country.locale)
         fake.seed_instance(seed)
+        towns = [tuple([*town.split("/"), ""][:2]) for town in country.cities]
         pools[country.code] = _Pool(
             male=[_clean(fake.first_name_male()) for _ in range(300)],
             female=[_clean(fake.first_name_female()) for _ in range(300)],
             last=[_clean(fake.last_name()) for _ in range(600)],
-            streets=[_clean(fake.street_name()) for _ in range(500)],
-            cities=list(country.cities) or [(_clean(fake.city()), "") for _ in range(150)],
+            streets=[_street(fake, country) for _ in range(500)],
+            cities=towns or [(_clean(fake.city()), "") for _ in range(150)],
             postcodes=[_clean(fake.postcode()).upper() for _ in range(800)],
         )
     return pools
@@ -846,16 +743,11 @@ _STREET_ABBREVIATIONS = (
     ("gatan", "g."),
     ("weg", "wg."),
 )
-_CONTACT_ROLES = (
-    "Finance director",
-    "Procurement manager",
-    "Managing director",
-    "Office manager",
-    "Accounts payable",
-    "Head of operations",
-    "IT manager",
-    "Company secretary",
+_CONTACT_ROLES = _words(
+    "Finance director|Procurement manager|Managing director|Office manager|Accounts payable|"
+    "Head of operations|IT manager|Company secretary"
 )
+Address = tuple[str, str, str, str, str, str]  # label, street, street2, city, postcode, region
 
 
 @dataclass(slots=True)
@@ -879,8 +771,7 @@ class Profile:
     tax_id: str = ""
     emails: list[tuple[str, str]] = field(default_factory=list)  # (email, label)
     phones: list[tuple[str, str]] = field(default_factory=list)  # (E.164, label)
-    # (label, street, street2, city, postcode, region)
-    addresses: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    addresses: list[Address] = field(default_factory=list)
     legacy_id: str = ""
     contacts: list[tuple[int, str]] = field(default_factory=list)  # (person index, role)
 
@@ -912,7 +803,7 @@ class DemoGenerator:
             role = HOUSEHOLD
         else:
             role = PERSON
-        position = bisect.bisect(_COUNTRY_CUMULATIVE, country_draw * _COUNTRY_CUMULATIVE[-1])
+        position = bisect.bisect(_COUNTRY_WEIGHTS, country_draw * _COUNTRY_WEIGHTS[-1])
         return rng, role, COUNTRIES[position]
 
     def _raw_role(self, index: int) -> tuple[str, Country]:
@@ -927,9 +818,9 @@ class DemoGenerator:
             role = PERSON
         restricted = index in SHOWCASE_RESTRICTED or rng.random() < RESTRICTED_SHARE
         inactive = rng.random() < INACTIVE_SHARE
-        age_days = rng.randrange(30, 6 * 365)
+        age = dt.timedelta(days=rng.randrange(30, 6 * 365), seconds=rng.randrange(86400))
         if role in (DUPLICATE, HOUSEHOLD):
-            base = self.profile(index - 1)
+            base = self.profile(index - 1)  # a plain person, so this recurses once
             profile = Profile(index=index, rng=rng, role=role, country=base.country)
             if role == DUPLICATE:
                 self._near_duplicate(profile, base)
@@ -943,20 +834,18 @@ class DemoGenerator:
                 self._person(profile)
         profile.restricted = restricted
         profile.status = Customer.Status.INACTIVE if inactive else Customer.Status.ACTIVE
-        profile.created_at = self.now - dt.timedelta(days=age_days, seconds=rng.randrange(86400))
+        profile.created_at = self.now - age
         return profile
 
     # -- people
 
     def _language(self, rng: random.Random, country: Country) -> str:
-        return (
-            "en"
-            if rng.random() < 0.04 and not country.language.startswith("en")
-            else (country.language)
-        )
+        if not country.language.startswith("en") and rng.random() < 0.04:
+            return "en"  # expatriates and international clients
+        return country.language
 
     def _birth_date(self, rng: random.Random, *, low: int = 18, high: int = 92) -> dt.date:
-        age_days = int(rng.triangular(low, high, 42) * 365.25) + rng.randrange(365)
+        age_days = int(rng.triangular(low, high, 42) * 365.25)
         return (self.now - dt.timedelta(days=age_days)).date()
 
     def _person(self, profile: Profile) -> None:
@@ -967,7 +856,7 @@ class DemoGenerator:
         profile.last_name = rng.choice(pool.last)
         profile.date_of_birth = self._birth_date(rng)
         profile.language = self._language(rng, country)
-        if country.national_id and rng.random() < NATIONAL_ID_SHARE:
+        if rng.random() < NATIONAL_ID_SHARE:
             profile.national_id = country.national_id(rng, profile)
         self._person_contact_points(profile)
         profile.addresses.append(self._address(rng, country, label=PostalAddress.Label.HOME))
@@ -981,7 +870,6 @@ class DemoGenerator:
         first = _mail_part(profile.first_name, umlauts)
         last = _mail_part(profile.last_name, umlauts)
         count = 1 if rng.random() < 0.7 else (2 if rng.random() < 0.83 else 3)
-        seen = set()
         for position in range(count):
             if position == 1 and rng.random() < 0.6:
                 company = _domain_label(rng.choice(self.pools[country.code].last))
@@ -989,17 +877,14 @@ class DemoGenerator:
                 label = EmailAddress.Label.WORK
             else:
                 email = f"{self._local_part(rng, first, last)}@{rng.choice(country.mail_domains)}"
-                label = EmailAddress.Label.PERSONAL if position == 0 else (EmailAddress.Label.OTHER)
-            if email not in seen:
-                seen.add(email)
+                label = EmailAddress.Label.OTHER if position else EmailAddress.Label.PERSONAL
+            if all(email != known for known, _ in profile.emails):
                 profile.emails.append((email, label))
-        profile.phones.append(
-            (phone_number(rng, country, mobile=True), PhoneNumberModel.Label.MOBILE)
-        )
+        mobile = phone_number(rng, country, mobile=True)
+        profile.phones.append((mobile, PhoneNumber.Label.MOBILE))
         if country.landline and rng.random() < 0.3:
-            profile.phones.append(
-                (phone_number(rng, country, mobile=False), PhoneNumberModel.Label.HOME)
-            )
+            home = phone_number(rng, country, mobile=False)
+            profile.phones.append((home, PhoneNumber.Label.HOME))
 
     @staticmethod
     def _local_part(rng: random.Random, first: str, last: str) -> str:
@@ -1014,17 +899,15 @@ class DemoGenerator:
             return f"{first}_{last}"
         if draw < 0.72:
             return f"{last}.{first}"
-        # Common names share addresses otherwise; people add a number, and so do we.
+        # Common names would share addresses; people add a number, and so do we.
         return f"{first}.{last}{rng.randrange(1, 1000)}"
 
     def _address(
         self, rng: random.Random, country: Country, *, label: str, business: bool = False
-    ) -> tuple[str, str, str, str, str, str]:
+    ) -> Address:
         pool = self.pools[country.code]
         street = rng.choice(pool.streets)
-        number = str(
-            min(int(rng.paretovariate(1.1)), 250) if rng.random() < 0.9 else rng.randrange(1, 400)
-        )
+        number = min(1 + int(rng.expovariate(0.04)), 400)  # most streets are short
         if country.house_number_first:
             line = f"{number} {street}"
         elif country.code == "ES":
@@ -1033,11 +916,10 @@ class DemoGenerator:
             line = f"{street} {number}"
         street2 = ""
         if country.flat and rng.random() < 0.15:
-            street2 = (
-                f"Suite {rng.randrange(1, 9)}00"
-                if business
-                else country.flat.format(n=rng.randrange(1, 40))
-            )
+            if business:
+                street2 = f"Suite {rng.randrange(1, 9)}00"
+            else:
+                street2 = country.flat.format(n=rng.randrange(1, 40))
         city, region = rng.choice(pool.cities)
         return (label, line, street2, city, rng.choice(pool.postcodes), region)
 
@@ -1047,32 +929,31 @@ class DemoGenerator:
         rng, country = profile.rng, profile.country
         pool = self.pools[country.code]
         draw, legal_form = rng.random(), rng.choice(country.legal_forms)
-        name, partner = rng.choice(pool.last), rng.choice(pool.last)
+        name, partner, sector = rng.choice(pool.last), rng.choice(pool.last), ""
         if draw < 0.4:
-            profile.organization_name = f"{name} {rng.choice(country.sectors)} {legal_form}"
+            sector = rng.choice(country.sectors)
+            profile.organization_name = f"{name} {sector} {legal_form}"
         elif draw < 0.65 and partner != name:
             profile.organization_name = f"{name} & {partner} {legal_form}"
         elif draw < 0.8:
-            profile.organization_name = f"{rng.choice(country.sectors)} {name} {legal_form}"
+            sector = rng.choice(country.sectors)
+            profile.organization_name = f"{sector} {name} {legal_form}"
         else:
             profile.organization_name = f"{name} {legal_form}"
         profile.language = self._language(rng, country)
         if rng.random() < 0.9:
             profile.tax_id = country.tax_id(rng)
-        domain = f"{_domain_label(profile.organization_name.replace(legal_form, ''))}.{country.tld}"
+        domain = f"{_domain_label(f'{name} {sector}')}.{country.tld}"
         profile.emails.append((f"info@{domain}", EmailAddress.Label.WORK))
         if rng.random() < 0.5:
             profile.emails.append((f"accounts@{domain}", EmailAddress.Label.WORK))
-        profile.phones.append(
-            (phone_number(rng, country, mobile=False), PhoneNumberModel.Label.WORK)
-        )
-        registered = self._address(
-            rng, country, label=PostalAddress.Label.REGISTERED, business=True
-        )
-        profile.addresses.append(registered)
+        office = phone_number(rng, country, mobile=False)
+        profile.phones.append((office, PhoneNumber.Label.WORK))
+        registered = PostalAddress.Label.REGISTERED
+        profile.addresses.append(self._address(rng, country, label=registered, business=True))
         if rng.random() < 0.4:
-            billing = self._address(rng, country, label=PostalAddress.Label.BILLING, business=True)
-            profile.addresses.append(billing)
+            billing = PostalAddress.Label.BILLING
+            profile.addresses.append(self._address(rng, country, label=billing, business=True))
         self._organization_contacts(profile)
 
     def _organization_contacts(self, profile: Profile) -> None:
@@ -1090,7 +971,7 @@ class DemoGenerator:
     # -- near-duplicates and households
 
     def _near_duplicate(self, profile: Profile, base: Profile) -> None:
-        """The same person entered again elsewhere, with the mistakes people make."""
+        """The same person entered again in another system, with the usual mistakes."""
         rng = profile.rng
         profile.gender, profile.language = base.gender, base.language
         first, last = base.first_name, base.last_name
@@ -1130,15 +1011,13 @@ class DemoGenerator:
         profile.gender = rng.choice(("F", "M"))
         profile.first_name = rng.choice(pool.female if profile.gender == "F" else pool.male)
         profile.last_name = base.last_name
-        if base.date_of_birth and rng.random() < 0.3:
-            # An adult child of the base person, when old enough.
-            born = base.date_of_birth + dt.timedelta(days=int(rng.uniform(22, 38) * 365.25))
-            adult = (self.now.date() - born).days > 18 * 365.25
-            profile.date_of_birth = born if adult else self._birth_date(rng)
+        child = base.date_of_birth + dt.timedelta(days=int(rng.uniform(22, 38) * 365.25))
+        if rng.random() < 0.3 and (self.now.date() - child).days > 18 * 366:
+            profile.date_of_birth = child  # a grown-up child
         else:
             profile.date_of_birth = self._birth_date(rng, low=20, high=85)
         profile.language = base.language
-        if country.national_id and rng.random() < NATIONAL_ID_SHARE:
+        if rng.random() < NATIONAL_ID_SHARE:
             profile.national_id = country.national_id(rng, profile)
         self._person_contact_points(profile)
         for number, label in base.phones[1:]:
@@ -1150,142 +1029,75 @@ class DemoGenerator:
 def _typo(rng: random.Random, text: str) -> str:
     if len(text) < 4:
         return text + text[-1]
-    position = rng.randrange(1, len(text) - 1)
+    at = rng.randrange(1, len(text) - 1)
     kind = rng.random()
     if kind < 0.4:  # two letters swapped
-        return text[:position] + text[position + 1] + text[position] + text[position + 2 :]
+        return text[:at] + text[at + 1] + text[at] + text[at + 2 :]
     if kind < 0.7:  # a letter dropped
-        return text[:position] + text[position + 1 :]
-    return text[:position] + text[position] + text[position:]  # a letter doubled
+        return text[:at] + text[at + 1 :]
+    return text[:at] + text[at] + text[at:]  # a letter doubled
 
 
 # --------------------------------------------------------------------------- interactions
 
-_PRODUCTS = (
-    "running shoes",
-    "winter jacket",
-    "coffee machine",
-    "desk lamp",
-    "office chair",
-    "laptop sleeve",
-    "wireless headphones",
-    "garden hose",
-    "kitchen knife set",
-    "yoga mat",
-    "phone case",
-    "backpack",
-    "printer toner",
-    "standing desk",
-    "espresso beans (1 kg)",
-    "bed linen set",
-    "electric kettle",
-    "LED bulbs (6-pack)",
-    "wool scarf",
-    "travel adapter",
-    "water bottle",
-    "27-inch monitor",
-    "keyboard",
-    "wireless mouse",
-    "gift card",
-    "service plan",
-    "extended warranty",
-    "replacement filter",
-    "umbrella",
-    "rain boots",
+_PRODUCTS = _words(
+    "running shoes|winter jacket|coffee machine|desk lamp|office chair|laptop sleeve|"
+    "wireless headphones|garden hose|kitchen knife set|yoga mat|phone case|backpack|"
+    "printer toner|standing desk|espresso beans (1 kg)|bed linen set|electric kettle|"
+    "LED bulbs (6-pack)|wool scarf|travel adapter|water bottle|27-inch monitor|keyboard|"
+    "wireless mouse|gift card|service plan|extended warranty|replacement filter|umbrella"
 )
-_B2B_PRODUCTS = (
-    "printer paper (20 boxes)",
-    "office chairs (x12)",
-    "maintenance contract",
-    "software licences (25 seats)",
-    "server rack",
-    "cleaning supplies",
-    "catering for 40",
-    "safety shoes (x30)",
-    "toner cartridges (x10)",
-    "laptops (x8)",
-    "meeting room screens",
-    "annual support renewal",
+_B2B_PRODUCTS = _words(
+    "printer paper (20 boxes)|office chairs (x12)|maintenance contract|"
+    "software licences (25 seats)|server rack|cleaning supplies|catering for 40|"
+    "safety shoes (x30)|toner cartridges (x10)|laptops (x8)|meeting room screens|"
+    "annual support renewal"
 )
-_ISSUES = (
-    "Delivery delayed",
-    "Invoice query",
-    "Damaged on arrival",
-    "Cannot log in",
-    "Refund request",
-    "Warranty claim",
-    "Wrong item delivered",
-    "Address change request",
-    "Missing parts",
-    "Payment declined",
+_ISSUES = _words(
+    "Delivery delayed|Invoice query|Damaged on arrival|Cannot log in|Refund request|"
+    "Warranty claim|Wrong item delivered|Address change request|Missing parts|Payment declined"
 )
-_RESOLUTIONS = (
-    "resolved",
-    "refund issued",
-    "replacement sent",
-    "escalated to second line",
-    "closed after no reply",
-    "waiting for customer",
+_RESOLUTIONS = _words(
+    "resolved|refund issued|replacement sent|escalated to second line|closed after no reply|"
+    "waiting for customer"
 )
-_CALL_TOPICS = (
-    "delivery times",
-    "an invoice",
-    "a product question",
-    "account details",
-    "a complaint",
-    "contract renewal",
-    "a payment plan",
-    "an upcoming order",
-    "opening hours",
+_CALL_TOPICS = _words(
+    "delivery times|an invoice|a product question|account details|a complaint|"
+    "contract renewal|a payment plan|an upcoming order|opening hours"
 )
-_VISIT_PURPOSES = (
-    "product demonstration",
-    "returned an item",
-    "collected an order",
-    "annual review",
-    "fitting appointment",
-    "asked for advice",
+_VISIT_PURPOSES = _words(
+    "product demonstration|returned an item|collected an order|annual review|"
+    "fitting appointment|asked for advice"
 )
-_NOTES = (
-    "Prefers contact by email.",
-    "Asked not to be called before 10:00.",
-    "Interested in the loyalty programme.",
-    "Moved house recently.",
-    "Long-standing customer, handle with care.",
-    "Requested paper invoices.",
-    "Asked about business terms.",
-    "Complained about delivery times last year.",
-    "Prefers to be addressed formally.",
-    "Wants product news by post only.",
+_NOTES = _words(
+    "Prefers contact by email.|Asked not to be called before 10:00.|"
+    "Interested in the loyalty programme.|Moved house recently.|"
+    "Long-standing customer, handle with care.|Requested paper invoices.|"
+    "Asked about business terms.|Complained about delivery times last year.|"
+    "Prefers to be addressed formally.|Wants product news by post only."
 )
-_ORDER_STATES = ("delivered", "shipped", "awaiting payment", "returned", "partly delivered")
+_ORDER_STATES = _words("delivered|shipped|awaiting payment|returned|partly delivered")
 
 # kind, channels, weight for persons, weight for organisations
 _KINDS = (
-    (Interaction.Kind.PURCHASE, ("store", "store", "web"), 35, 10),
-    (Interaction.Kind.ORDER, ("web", "web", "email", "phone"), 15, 35),
-    (Interaction.Kind.SUPPORT_TICKET, ("email", "web", "phone"), 15, 10),
-    (Interaction.Kind.CALL, ("phone",), 15, 20),
-    (Interaction.Kind.VISIT, ("store", "branch", "field"), 8, 15),
-    (Interaction.Kind.NOTE, ("internal",), 12, 10),
+    (Interaction.Kind.PURCHASE, _words("store store web"), 35, 10),
+    (Interaction.Kind.ORDER, _words("web web email phone"), 15, 35),
+    (Interaction.Kind.SUPPORT_TICKET, _words("email web phone"), 15, 10),
+    (Interaction.Kind.CALL, _words("phone"), 15, 20),
+    (Interaction.Kind.VISIT, _words("store branch field"), 8, 15),
+    (Interaction.Kind.NOTE, _words("internal"), 12, 10),
 )
-
-
-def _cumulative(weights: Iterable[int]) -> list[int]:
-    total, out = 0, []
-    for weight in weights:
-        total += weight
-        out.append(total)
-    return out
-
-
 _PERSON_KIND_WEIGHTS = _cumulative(k[2] for k in _KINDS)
 _ORG_KIND_WEIGHTS = _cumulative(k[3] for k in _KINDS)
-_THREE_YEARS = dt.timedelta(days=3 * 365)
+_HISTORY_SPAN = dt.timedelta(days=3 * 365)
+
+
+def _amount(rng: random.Random, *, mu: float, sigma: float, factor: float) -> Decimal:
+    return Decimal(int(rng.lognormvariate(mu, sigma) * factor * 100)).scaleb(-2)
 
 
 def interactions_for(profile: Profile, *, customer_id: int, now: dt.datetime) -> list[tuple]:
-    """Rows for INTERACTION_COLUMNS: a heavy-tailed number (mean about 12) per customer."""
+    """Rows for INTERACTION_COLUMNS: a heavy-tailed number per customer (mean about 12)."""
     rng = profile.rng
     if profile.role == DUPLICATE:
         count = rng.randrange(0, 4)  # a record re-entered elsewhere has little history
@@ -1300,9 +1112,9 @@ def interactions_for(profile: Profile, *, customer_id: int, now: dt.datetime) ->
     weights = _ORG_KIND_WEIGHTS if is_org else _PERSON_KIND_WEIGHTS
     total = weights[-1]
     products = _B2B_PRODUCTS if is_org else _PRODUCTS
-    start = max(profile.created_at, now - _THREE_YEARS)
+    start = max(profile.created_at, now - _HISTORY_SPAN)
     span = (now - start).total_seconds()
-    city = profile.addresses[0][3] if profile.addresses else ""
+    city = profile.addresses[0][3]
     currency, rate = profile.country.currency, profile.country.rate * (8 if is_org else 1)
     rows = []
     for number in range(1, count + 1):
@@ -1312,210 +1124,54 @@ def interactions_for(profile: Profile, *, customer_id: int, now: dt.datetime) ->
         amount = None
         reference = ""
         if kind == Interaction.Kind.PURCHASE:
-            product = rng.choice(products)
-            where = f"the {city} store" if channel == "store" else "the web shop"
-            summary = f"Bought {product} in {where}"
-            amount = Decimal(int(rng.lognormvariate(3.6, 0.8) * rate * 100)).scaleb(-2)
+            if channel == "web":
+                where = "the web shop"
+            else:
+                where = f"the {city} trade counter" if is_org else f"the {city} store"
+            summary = f"Bought {rng.choice(products)} in {where}"
+            amount = _amount(rng, mu=3.6, sigma=0.8, factor=rate)
             reference = f"INV-{profile.index:07d}-{number:03d}"
         elif kind == Interaction.Kind.ORDER:
             quantity = rng.randrange(1, 5)
-            summary = f"Order {rng.choice(_ORDER_STATES)}: {quantity} x {rng.choice(products)}"
-            amount = Decimal(int(rng.lognormvariate(4.3, 0.9) * rate * quantity * 100)).scaleb(-2)
+            state = rng.choice(_ORDER_STATES)
+            summary = f"Order {state}: {quantity} x {rng.choice(products)}"
+            amount = _amount(rng, mu=4.3, sigma=0.9, factor=rate * quantity)
             reference = f"ORD-{profile.index:07d}-{number:03d}"
         elif kind == Interaction.Kind.SUPPORT_TICKET:
-            summary = f"{rng.choice(_ISSUES)} ({rng.choice(products)}): {rng.choice(_RESOLUTIONS)}"
+            issue, product = rng.choice(_ISSUES), rng.choice(products)
+            summary = f"{issue} ({product}): {rng.choice(_RESOLUTIONS)}"
             reference = f"TCK-{profile.index:07d}-{number:03d}"
         elif kind == Interaction.Kind.CALL:
             direction = "Inbound" if rng.random() < 0.7 else "Outbound"
-            summary = (
-                f"{direction} call about {rng.choice(_CALL_TOPICS)}, {rng.randrange(1, 40)} min"
-            )
+            minutes = rng.randrange(1, 40)
+            summary = f"{direction} call about {rng.choice(_CALL_TOPICS)}, {minutes} min"
         elif kind == Interaction.Kind.VISIT:
             place = "customer site" if channel == "field" else f"{city} {channel}"
             summary = f"Visit at the {place}: {rng.choice(_VISIT_PURPOSES)}"
         else:
             summary = rng.choice(_NOTES)
+        money = currency if amount is not None else ""
         rows.append(
-            (
-                customer_id,
-                kind,
-                occurred_at,
-                channel,
-                summary,
-                amount,
-                currency if amount is not None else "",
-                reference,
-                None,
-            )
+            (customer_id, kind, occurred_at, channel, summary, amount, money, reference, None)
         )
     return rows
 
 
 # --------------------------------------------------------------------------- writing
 
-CUSTOMER_COLUMNS = (
-    "id",
-    "kind",
-    "first_name",
-    "last_name",
-    "organization_name",
-    "display_name",
-    "date_of_birth",
-    "country",
-    "preferred_language",
-    "national_id",
-    "tax_id",
-    "status",
-    "restricted",
-    "merged_into_id",
-    "created_at",
-    "updated_at",
-)
 CONTACT_POINT_COLUMNS = ("is_primary", "is_valid", "invalid_reason", "verified_at", "created_at")
 EMAIL_COLUMNS = ("customer_id", "email", "label", *CONTACT_POINT_COLUMNS)
 PHONE_COLUMNS = ("customer_id", "number", "label", *CONTACT_POINT_COLUMNS)
 ADDRESS_COLUMNS = (
-    "customer_id",
-    "label",
-    "street",
-    "street2",
-    "city",
-    "postcode",
-    "region",
-    "country",
+    *_words("customer_id label street street2 city postcode region country"),
     *CONTACT_POINT_COLUMNS,
 )
-SOURCE_COLUMNS = ("customer_id", "source", "external_id", "created_at")
-CONTACT_COLUMNS = ("organization_id", "person_id", "role", "is_primary_contact")
-INTERACTION_COLUMNS = (
-    "customer_id",
-    "kind",
-    "occurred_at",
-    "channel",
-    "summary",
-    "amount",
-    "currency",
-    "reference",
-    "created_by_id",
+SOURCE_COLUMNS = _words("customer_id source external_id created_at")
+CONTACT_COLUMNS = _words("organization_id person_id role is_primary_contact")
+INTERACTION_COLUMNS = _words(
+    "customer_id kind occurred_at channel summary amount currency reference created_by_id"
 )
-_HISTORY_FIELDS = frozenset(
-    {"history_id", "history_date", "history_change_reason", "history_type", "history_user"}
-)
-
-
-def _id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for value in sorted(ids):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], value)
-        else:
-            runs.append((value, value))
-    return runs
-
-
-class RowWriter:
-    """Writes plain rows and their "+" history rows, bypassing the ORM for speed.
-
-    COPY on PostgreSQL and executemany on SQLite are an order of magnitude faster
-    than bulk_create for a million rows, and, unlike the ORM with DEBUG on, they do
-    not keep every statement in memory. Column lists are checked against the models,
-    so a renamed field fails loudly instead of writing a wrong column.
-    """
-
-    def __init__(self) -> None:
-        self.vendor = connection.vendor
-        if self.vendor not in ("postgresql", "sqlite"):
-            raise NotImplementedError(
-                f"seed_demo supports PostgreSQL and SQLite, not {self.vendor}"
-            )
-        self.quote = connection.ops.quote_name
-
-    def _check(self, model: type[models.Model], columns: Sequence[str]) -> list[int]:
-        known = {f.column: f for f in model._meta.concrete_fields}
-        unknown = [c for c in columns if c not in known]
-        if unknown:
-            raise ValueError(f"{model.__name__} has no columns {unknown}")
-        return [i for i, c in enumerate(columns) if isinstance(known[c], models.DateTimeField)]
-
-    def reserve_ids(self, model: type[models.Model], count: int) -> list[int]:
-        """Primary keys for rows about to be inserted, so children can point to them.
-
-        Must run inside the transaction that inserts them: on SQLite that transaction
-        holds the write lock (transaction_mode IMMEDIATE), so nobody else takes the
-        same ids, and the AUTOINCREMENT counter moves past them on insert.
-        """
-        table = model._meta.db_table
-        with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    [table, count],
-                )
-                return [row[0] for row in cursor.fetchall()]
-            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-            row = cursor.fetchone()
-            cursor.execute(f"SELECT MAX(id) FROM {self.quote(table)}")  # noqa: S608
-            start = max(row[0] if row else 0, cursor.fetchone()[0] or 0) + 1
-            return list(range(start, start + count))
-
-    def insert(self, model: type[models.Model], columns: Sequence[str], rows: list[tuple]) -> None:
-        if not rows:
-            return
-        datetime_positions = self._check(model, columns)
-        table = self.quote(model._meta.db_table)
-        names = ", ".join(self.quote(c) for c in columns)
-        with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                return
-            if datetime_positions:
-                # Stored the way the ORM stores them: naive UTC text.
-                adapt = connection.ops.adapt_datetimefield_value
-                rows = [
-                    tuple(adapt(v) if i in datetime_positions else v for i, v in enumerate(row))
-                    for row in rows
-                ]
-            placeholders = ", ".join(["%s"] * len(columns))
-            cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({placeholders})",  # noqa: S608
-                rows,
-            )
-
-    def insert_history(
-        self,
-        model: type[models.Model],
-        *,
-        key: str,
-        ids: Sequence[int],
-        when: dt.datetime,
-        user_id: int,
-        reason: str,
-    ) -> int:
-        """Copy the rows whose `key` column is in `ids` into the model's history as "+"."""
-        historical = model.history.model
-        columns = [
-            f.column for f in historical._meta.concrete_fields if f.name not in _HISTORY_FIELDS
-        ]
-        self._check(model, columns)
-        names = ", ".join(self.quote(c) for c in columns)
-        history_date = connection.ops.adapt_datetimefield_value(when)
-        inserted = 0
-        runs = _id_runs(ids)
-        with connection.cursor() as cursor:
-            for start in range(0, len(runs), 200):
-                chunk = runs[start : start + 200]
-                where = " OR ".join([f"{self.quote(key)} BETWEEN %s AND %s"] * len(chunk))
-                cursor.execute(
-                    f"INSERT INTO {self.quote(historical._meta.db_table)} "  # noqa: S608
-                    f"({names}, history_date, history_change_reason, history_type, "
-                    f"history_user_id) SELECT {names}, %s, %s, '+', %s "
-                    f"FROM {self.quote(model._meta.db_table)} WHERE {where}",
-                    [history_date, reason, user_id, *[v for run in chunk for v in run]],
-                )
-                inserted += cursor.rowcount
-        return inserted
+TOKEN_COLUMNS = _words("customer_id token phonetic")
 
 
 # --------------------------------------------------------------------------- the job
@@ -1530,6 +1186,27 @@ class _Rows:
     sources: list[tuple] = field(default_factory=list)
     contacts: list[tuple] = field(default_factory=list)
     interactions: list[tuple] = field(default_factory=list)
+    tokens: list[tuple] = field(default_factory=list)
+
+
+# Customer rows come from model instances (about 15 µs each), so every field,
+# including one added later with a default, is written as the model would.
+_CUSTOMER_FIELDS = tuple(Customer._meta.concrete_fields)
+CUSTOMER_COLUMNS = tuple(f.column for f in _CUSTOMER_FIELDS)
+_CUSTOMER_ATTNAMES = tuple(f.attname for f in _CUSTOMER_FIELDS)
+
+# (rows attribute, model, columns, history selected by, summary key)
+_TABLES = (
+    ("customers", Customer, CUSTOMER_COLUMNS, "id", None),
+    ("emails", EmailAddress, EMAIL_COLUMNS, "customer_id", "emails"),
+    ("phones", PhoneNumber, PHONE_COLUMNS, "customer_id", "phones"),
+    ("addresses", PostalAddress, ADDRESS_COLUMNS, "customer_id", "addresses"),
+    ("sources", SourceIdentifier, SOURCE_COLUMNS, "customer_id", "source_identifiers"),
+    ("contacts", OrganizationContact, CONTACT_COLUMNS, "organization_id", "organization_contacts"),
+    ("interactions", Interaction, INTERACTION_COLUMNS, "customer_id", "interactions"),
+    # A derived index without history of its own (see customers.search).
+    ("tokens", CustomerSearchToken, TOKEN_COLUMNS, None, None),
+)
 
 
 def demo_external_id(index: int) -> str:
@@ -1548,57 +1225,46 @@ def _add_rows(
     customer_id: int,
     ids: dict[int, int],
     now: dt.datetime,
-    counts: dict[str, int],
 ) -> None:
     created = profile.created_at
     customer = Customer(
+        id=customer_id,
         kind=profile.kind,
         first_name=profile.first_name,
         last_name=profile.last_name,
         organization_name=profile.organization_name,
+        date_of_birth=profile.date_of_birth,
+        country=profile.country.code,
+        preferred_language=profile.language,
+        national_id=profile.national_id,
+        tax_id=profile.tax_id,
+        status=profile.status,
+        restricted=profile.restricted,
+        created_at=created,
+        updated_at=now,
     )
-    rows.customers.append(
-        (
-            customer_id,
-            profile.kind,
-            profile.first_name,
-            profile.last_name,
-            profile.organization_name,
-            customer.compose_display_name(),
-            profile.date_of_birth,
-            profile.country.code,
-            profile.language,
-            profile.national_id,
-            profile.tax_id,
-            profile.status,
-            profile.restricted,
-            None,
-            created,
-            now,
-        )
-    )
+    customer.refresh_names()  # display_name from compose_display_name(), search_name
+    values = customer.__dict__
+    rows.customers.append(tuple(values[attname] for attname in _CUSTOMER_ATTNAMES))
+    for token, key in customer_tokens(customer.display_name):
+        rows.tokens.append((customer_id, token, key))
     rng = profile.rng
     for position, (email, label) in enumerate(profile.emails):
         verified = created + dt.timedelta(hours=rng.randrange(1, 720))
         verified_at = verified if position == 0 and verified < now and rng.random() < 0.6 else None
         rows.emails.append(
-            (customer_id, email, label, position == 0, True, "", verified_at, created)
+            (customer_id, email, label, not position, True, "", verified_at, created)
         )
     for position, (number, label) in enumerate(profile.phones):
-        rows.phones.append((customer_id, number, label, position == 0, True, "", None, created))
-    for position, address in enumerate(profile.addresses):
-        label, street, street2, city, postcode, region = address
+        rows.phones.append((customer_id, number, label, not position, True, "", None, created))
+    for position, (label, *lines) in enumerate(profile.addresses):
         rows.addresses.append(
             (
                 customer_id,
                 label,
-                street,
-                street2,
-                city,
-                postcode,
-                region,
+                *lines,
                 profile.country.code,
-                position == 0,
+                not position,
                 True,
                 "",
                 None,
@@ -1610,11 +1276,8 @@ def _add_rows(
         rows.sources.append((customer_id, LEGACY_SOURCE, profile.legacy_id, created))
     for position, (person_index, role) in enumerate(profile.contacts):
         if person_index in ids:
-            rows.contacts.append((customer_id, ids[person_index], role, position == 0))
-    interactions = interactions_for(profile, customer_id=customer_id, now=now)
-    rows.interactions.extend(interactions)
-    counts[profile.role] += 1
-    counts["restricted"] += profile.restricted
+            rows.contacts.append((customer_id, ids[person_index], role, not position))
+    rows.interactions.extend(interactions_for(profile, customer_id=customer_id, now=now))
 
 
 def demo_data_seed(
@@ -1625,12 +1288,12 @@ def demo_data_seed(
     batch_size: int = BATCH_SIZE,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Create demo customers 1..`customers` that do not exist yet, with history.
+    """Create the demo customers 1..`customers` that do not exist yet, with history.
 
     Guarantees: every stored email, phone and identifier passes customers.normalization
-    unchanged; every created row has one "+" history row by the system actor with the
-    reason "system: seed_demo"; each batch is one transaction, so an interrupted run
-    leaves whole customers and can simply be run again.
+    unchanged; every created row of a model with history has one "+" history row by
+    the system actor with the reason "system: seed_demo"; each batch is one
+    transaction, so an interrupted run leaves whole customers and can be run again.
     """
     started = time.perf_counter()
     now = timezone.now()
@@ -1639,49 +1302,20 @@ def demo_data_seed(
     users_created = demo_users_ensure(password=settings.CIM_DEMO_PASSWORD) if with_users else 0
 
     ids: dict[int, int] = {}
-    for external_id, customer_id in SourceIdentifier.objects.filter(
+    existing_sources = SourceIdentifier.objects.filter(
         source=DEMO_SOURCE, external_id__startswith="DEMO-"
-    ).values_list("external_id", "customer_id"):
+    ).values_list("external_id", "customer_id")
+    for external_id, customer_id in existing_sources.iterator(chunk_size=10000):
         index = _demo_index(external_id)
         if index is not None:
             ids[index] = customer_id
     missing = [index for index in range(1, customers + 1) if index not in ids]
-    existing = customers - len(missing)
 
     generator = DemoGenerator(seed=seed, now=now)
     writer = RowWriter()
-    counts = dict.fromkeys(
-        (
-            "emails",
-            "phones",
-            "addresses",
-            "source_identifiers",
-            "organization_contacts",
-            "interactions",
-            "history_rows",
-            PERSON,
-            ORGANIZATION,
-            DUPLICATE,
-            HOUSEHOLD,
-            "restricted",
-        ),
-        0,
-    )
-    tables = (
-        ("customers", Customer, CUSTOMER_COLUMNS, "id", None),
-        ("emails", EmailAddress, EMAIL_COLUMNS, "customer_id", "emails"),
-        ("phones", PhoneNumberModel, PHONE_COLUMNS, "customer_id", "phones"),
-        ("addresses", PostalAddress, ADDRESS_COLUMNS, "customer_id", "addresses"),
-        ("sources", SourceIdentifier, SOURCE_COLUMNS, "customer_id", "source_identifiers"),
-        (
-            "contacts",
-            OrganizationContact,
-            CONTACT_COLUMNS,
-            "organization_id",
-            "organization_contacts",
-        ),
-        ("interactions", Interaction, INTERACTION_COLUMNS, "customer_id", "interactions"),
-    )
+    counts = dict.fromkeys((key for *_, key in _TABLES if key), 0)
+    roles_created = dict.fromkeys((PERSON, ORGANIZATION, DUPLICATE, HOUSEHOLD), 0)
+    restricted = history_rows = 0
     for start in range(0, len(missing), batch_size):
         batch = missing[start : start + batch_size]
         with transaction.atomic():
@@ -1690,42 +1324,33 @@ def demo_data_seed(
             rows = _Rows()
             for index, customer_id in zip(batch, customer_ids, strict=True):
                 profile = generator.profile(index)
-                _add_rows(rows, profile, customer_id=customer_id, ids=ids, now=now, counts=counts)
-            for attribute, model, columns, key, counter in tables:
+                _add_rows(rows, profile, customer_id=customer_id, ids=ids, now=now)
+                roles_created[profile.role] += 1
+                restricted += profile.restricted
+            for attribute, model, columns, key, counter in _TABLES:
                 table_rows = getattr(rows, attribute)
                 writer.insert(model, columns, table_rows)
                 if counter:
                     counts[counter] += len(table_rows)
-                if table_rows:
-                    counts["history_rows"] += writer.insert_history(
-                        model,
-                        key=key,
-                        ids=customer_ids,
-                        when=now,
-                        user_id=actor.pk,
-                        reason=reason,
+                if key and table_rows:
+                    history_rows += writer.insert_history(
+                        model, key=key, ids=customer_ids, when=now, user_id=actor.pk, reason=reason
                     )
         if progress:
-            done = start + len(batch)
-            progress(f"{done}/{len(missing)} customers, {time.perf_counter() - started:.1f} s")
+            elapsed = time.perf_counter() - started
+            progress(f"{start + len(batch)}/{len(missing)} customers in {elapsed:.1f} s")
 
     if with_users:
         officer_restricted_access_grant()
     return {
         "customers_created": len(missing),
-        "customers_existing": existing,
-        "persons": counts[PERSON] + counts[HOUSEHOLD] + counts[DUPLICATE],
-        "organizations": counts[ORGANIZATION],
-        "near_duplicates": counts[DUPLICATE],
-        "household_members": counts[HOUSEHOLD],
-        "restricted": counts["restricted"],
-        "emails": counts["emails"],
-        "phones": counts["phones"],
-        "addresses": counts["addresses"],
-        "source_identifiers": counts["source_identifiers"],
-        "organization_contacts": counts["organization_contacts"],
-        "interactions": counts["interactions"],
-        "history_rows": counts["history_rows"],
+        "customers_existing": customers - len(missing),
+        "organizations": roles_created[ORGANIZATION],
+        "near_duplicates": roles_created[DUPLICATE],
+        "household_members": roles_created[HOUSEHOLD],
+        "restricted": restricted,
+        **counts,
+        "history_rows": history_rows,
         "users_created": users_created,
         "demo_users": "ensured" if with_users else "skipped: DEBUG is off",
         "seed": seed,
@@ -1737,7 +1362,7 @@ def demo_data_seed(
 
 
 def demo_users_ensure(*, password: str) -> int:
-    """One user per role (two compliance officers, so one can review the other's work).
+    """One user per role (two compliance officers, so one can check the other's work).
 
     Existing users keep their password; returns how many were created.
     """
@@ -1752,7 +1377,7 @@ def demo_users_ensure(*, password: str) -> int:
             defaults={
                 "first_name": first_name,
                 "last_name": last_name,
-                "email": f"{username}@demo.cim.invalid",
+                "email": f"{username}@demo.invalid",
                 "is_staff": role == roles.ADMINISTRATOR,
                 "password": password_hash,
             },
@@ -1764,7 +1389,7 @@ def demo_users_ensure(*, password: str) -> int:
 
 def officer_restricted_access_grant() -> list[Customer]:
     """Give the demo officer (not officer2) access to the first restricted demo customers."""
-    officer: AbstractBaseUser | None = get_user_model().objects.filter(username="officer").first()
+    officer = get_user_model().objects.filter(username="officer").first()
     if officer is None:
         return []
     restricted = list(

@@ -3,7 +3,7 @@ models' `clean()`, and who-and-why on every history row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, Group
@@ -39,6 +39,23 @@ CUSTOMER_EDITABLE_FIELDS = (
 )
 
 
+# Other apps act when a customer is created or their name or date of birth
+# changes (compliance screens them against the watch lists). They register in
+# their AppConfig.ready(), as timeline sources do; each hook is called as
+# hook(customer=, actor=) inside the writing transaction.
+_IDENTITY_HOOKS: list[Callable[..., None]] = []
+
+
+def register_identity_hook(hook: Callable[..., None]) -> None:
+    if hook not in _IDENTITY_HOOKS:
+        _IDENTITY_HOOKS.append(hook)
+
+
+def _identity_changed(customer: Customer, *, actor: AbstractBaseUser) -> None:
+    for hook in _IDENTITY_HOOKS:
+        hook(customer=customer, actor=actor)
+
+
 def _require(actor: AbstractBaseUser, perm: str) -> None:
     if not actor.has_perm(perm):
         raise PermissionDenied(f"Missing permission {perm}.")
@@ -72,6 +89,7 @@ def customer_create(
         identifier = SourceIdentifier(customer=customer, source=source, external_id=external_id)
         identifier.full_clean()
         stamp(identifier, actor=actor, reason=reason).save()
+    _identity_changed(customer, actor=actor)
     return customer
 
 
@@ -96,6 +114,8 @@ def customer_update(
     stamp(customer, actor=actor, reason=reason).save()
     if customer.display_name != name_before:
         search_index_refresh([customer.pk])
+    if customer.display_name != name_before or customer.date_of_birth != before["date_of_birth"]:
+        _identity_changed(customer, actor=actor)
     return customer
 
 

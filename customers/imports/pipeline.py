@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cim.history import history_insert
+from cim.bulk import history_insert
 from customers.models import (
     Customer,
     EmailAddress,
@@ -39,7 +39,7 @@ from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, open_sheet
 from .rows import CUSTOMER_FIELDS, DUPLICATE_EXTERNAL_ID, Issue, ParsedRow, parse_row
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 PREVIEW_SAMPLE = 20
 PREVIEW_ISSUES = 200
 NO_EXTERNAL_ID_COLUMN = (

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cim.audit import is_system_actor, stamp
-from cim.history import history_insert
+from cim.bulk import history_insert
 from customers.models import (
     Customer,
     EmailAddress,

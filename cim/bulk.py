@@ -1,0 +1,189 @@
+"""Fast set-based writes that keep the audit trail: imports, seeding, merges.
+
+COPY on PostgreSQL and executemany on SQLite are an order of magnitude faster
+than bulk_create for large batches; history rows are copied from the rows just
+written with one INSERT ... SELECT per batch of id ranges, with the acting user
+and the reason, so bulk mode never skips the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+
+
+def _id_runs(ids: Iterable[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for value in sorted(ids):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+class RowWriter:
+    """Writes plain rows and their "+" history rows, bypassing the ORM for speed.
+
+    COPY on PostgreSQL and executemany on SQLite are an order of magnitude faster
+    than bulk_create for a million rows and, unlike the ORM with DEBUG on, keep no
+    log of every statement. Column lists are checked against the models, so a
+    renamed or new required field fails loudly instead of writing a wrong row.
+    """
+
+    def __init__(self) -> None:
+        self.vendor = connection.vendor
+        if self.vendor not in ("postgresql", "sqlite"):
+            raise NotImplementedError(
+                f"bulk writes run on PostgreSQL and SQLite, not {self.vendor}"
+            )
+        self.quote = connection.ops.quote_name
+
+    def _defaults(self, model: type[models.Model], columns: Sequence[str]) -> dict[str, object]:
+        """The fields a caller does not write, with their defaults, written as constants.
+
+        Django's defaults live in Python, not in the table, so a field added to a
+        model later still gets its default here; one without a usable default
+        fails with a clear message instead of a database error.
+        """
+        fields = {f.column: f for f in model._meta.concrete_fields}
+        unknown = [column for column in columns if column not in fields]
+        defaults, missing = {}, []
+        for column, model_field in fields.items():
+            if column in columns or model_field.primary_key:
+                continue
+            default = model_field.get_default()
+            if default is None and not model_field.null:
+                missing.append(model_field.name)
+            else:
+                defaults[column] = model_field.get_db_prep_save(default, connection)
+        if unknown or missing:
+            raise ValueError(
+                f"The bulk writer's columns are out of date for {model.__name__}: "
+                f"unknown columns {unknown}, fields without a default {missing}."
+            )
+        return defaults
+
+    def reserve_ids(self, model: type[models.Model], count: int) -> list[int]:
+        """Primary keys for rows about to be inserted, so children can point to them.
+
+        Call inside the transaction that inserts them. On SQLite that transaction
+        holds the write lock (transaction_mode IMMEDIATE), so nobody else takes the
+        same ids, and AUTOINCREMENT moves its counter past them on insert.
+        """
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    [table, count],
+                )
+                return [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+            row = cursor.fetchone()
+            cursor.execute(f"SELECT MAX(id) FROM {self.quote(table)}")  # noqa: S608
+            start = max(row[0] if row else 0, cursor.fetchone()[0] or 0) + 1
+            return list(range(start, start + count))
+
+    def insert(self, model: type[models.Model], columns: Sequence[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        fields = {f.column: f for f in model._meta.concrete_fields}
+        datetime_positions = [
+            i
+            for i, column in enumerate(columns)
+            if isinstance(fields.get(column), models.DateTimeField)
+        ]
+        defaults = self._defaults(model, columns)
+        table = self.quote(model._meta.db_table)
+        names = ", ".join(self.quote(c) for c in (*columns, *defaults))
+        constants = tuple(defaults.values())
+        with connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row + constants)
+                return
+            if datetime_positions or constants:
+                # Stored the way the ORM stores them on SQLite: naive UTC text.
+                adapt = connection.ops.adapt_datetimefield_value
+                rows = [
+                    tuple(adapt(v) if i in datetime_positions else v for i, v in enumerate(row))
+                    + constants
+                    for row in rows
+                ]
+            placeholders = ", ".join(["%s"] * (len(columns) + len(constants)))
+            sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
+            cursor.executemany(sql, rows)
+
+    def insert_history(
+        self,
+        model: type[models.Model],
+        *,
+        key: str,
+        ids: Iterable[int],
+        when: dt.datetime,
+        user_id: int | None,
+        reason: str,
+        history_type: str = "+",
+    ) -> int:
+        """Copy the rows whose `key` column is in `ids` into the model's history.
+
+        After creating or updating the rows ("+" or "~"), or before deleting them
+        ("-"), in the same transaction.
+        """
+        historical = model.history.model
+        columns = [f.column for f in historical.tracked_fields]
+        if not set(columns) <= {f.column for f in model._meta.concrete_fields}:
+            raise ValueError(f"The history of {model.__name__} has columns the model lacks.")
+        names = ", ".join(self.quote(c) for c in columns)
+        target = self.quote(historical._meta.db_table)
+        source = self.quote(model._meta.db_table)
+        history_date = connection.ops.adapt_datetimefield_value(when)
+        inserted = 0
+        runs = _id_runs(ids)
+        with connection.cursor() as cursor:
+            for start in range(0, len(runs), 200):
+                chunk = runs[start : start + 200]
+                where = " OR ".join([f"{self.quote(key)} BETWEEN %s AND %s"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {target} ({names}, history_date, history_change_reason, "  # noqa: S608
+                    f"history_type, history_user_id) SELECT {names}, %s, %s, %s, %s "
+                    f"FROM {source} WHERE {where}",
+                    [
+                        history_date,
+                        reason[:100],
+                        history_type,
+                        user_id,
+                        *[v for run in chunk for v in run],
+                    ],
+                )
+                inserted += cursor.rowcount
+        return inserted
+
+
+def history_insert(
+    model: type[models.Model],
+    ids: Sequence[int],
+    *,
+    history_type: str,
+    user_id: int | None,
+    reason: str,
+    at: dt.datetime | None = None,
+) -> int:
+    """Record the current state of rows `ids` (primary keys) of `model` in its history."""
+    from django.utils import timezone
+
+    if not ids:
+        return 0
+    return RowWriter().insert_history(
+        model,
+        key=model._meta.pk.column,
+        ids=ids,
+        when=at or timezone.now(),
+        user_id=user_id,
+        reason=reason,
+        history_type=history_type,
+    )
