@@ -9,6 +9,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.imports.urls")),
-    path("compliance/", include("compliance.urls")),
     path("admin/", admin.site.urls),
 ]
