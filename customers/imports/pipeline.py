@@ -23,9 +23,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cim.bulk import history_insert
+from cim.bulk import RowWriter
 from customers.models import (
     Customer,
+    CustomerSearchToken,
     EmailAddress,
     ImportJob,
     ImportRowIssue,
@@ -33,11 +34,20 @@ from customers.models import (
     PostalAddress,
     SourceIdentifier,
 )
-from customers.search import search_index_refresh
+from customers.search import customer_tokens, fold, search_index_refresh
 
 from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, open_sheet
-from .rows import CUSTOMER_FIELDS, DUPLICATE_EXTERNAL_ID, Issue, ParsedRow, parse_row
+from .rows import (
+    ADDRESS_FIELDS,
+    CUSTOMER_FIELDS,
+    DUPLICATE_EXTERNAL_ID,
+    Issue,
+    ParsedRow,
+    fingerprint,
+    parse_row,
+    row_values,
+)
 
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 PREVIEW_SAMPLE = 20
@@ -45,6 +55,24 @@ PREVIEW_ISSUES = 200
 NO_EXTERNAL_ID_COLUMN = (
     "No column is mapped to external_id, so no row can identify its customer. "
     "Map the column that holds the source system's id."
+)
+
+
+CUSTOMER_COLUMNS = (
+    "id",
+    "kind",
+    "first_name",
+    "last_name",
+    "organization_name",
+    "display_name",
+    "search_name",
+    "date_of_birth",
+    "country",
+    "preferred_language",
+    "national_id",
+    "tax_id",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -109,6 +137,7 @@ class Importer:
         self.user_id = job.created_by_id
         self.reason = job.history_reason
         self.first_row_of: dict[str, int] = {}
+        self.writer = RowWriter()
 
     # -- reading --------------------------------------------------------------
 
@@ -138,7 +167,10 @@ class Importer:
 
     # -- one chunk ------------------------------------------------------------
 
-    def _parse(self, chunk) -> tuple[list[ParsedRow], ChunkResult, dict]:
+    def _parse(self, chunk) -> tuple[list[tuple[ParsedRow, dict | None]], ChunkResult]:
+        """Validate the chunk's rows, except those a re-import can skip unread: the
+        same row as the last import from this source, of a customer nobody changed
+        since. Returns (row, stored source identifier or None) pairs."""
         result = ChunkResult()
         id_index = self.columns["external_id"]
         external_ids = [cells[id_index].strip() for _, cells in chunk if id_index < len(cells)]
@@ -155,18 +187,40 @@ class Importer:
                 "customer__updated_at",
             )
         }
-        parsed: list[ParsedRow] = []
+        parsed: list[tuple[ParsedRow, dict | None]] = []
         for number, cells in chunk:
-            row = parse_row(number, cells, self.columns, lenient=self.lenient)
-            if row.external_id:
-                first = self.first_row_of.setdefault(row.external_id, number)
-                if first != number:
-                    row.errors = [
-                        Issue(
-                            "external_id",
-                            DUPLICATE_EXTERNAL_ID.format(value=row.external_id, first=first),
-                        )
-                    ]
+            values = row_values(cells, self.columns)
+            external_id = values.get("external_id", "")
+            duplicate_of = None
+            if external_id:
+                duplicate_of = self.first_row_of.setdefault(external_id, number)
+                duplicate_of = None if duplicate_of == number else duplicate_of
+            row_fingerprint = fingerprint(values, self.lenient)
+            stored = known.get(external_id)
+            if (
+                duplicate_of is None
+                and stored is not None
+                and stored["import_fingerprint"] == row_fingerprint
+                and stored["imported_at"] is not None
+                and stored["customer__updated_at"] <= stored["imported_at"]
+            ):
+                result.unchanged += 1
+                continue
+            row = parse_row(
+                number,
+                cells,
+                self.columns,
+                lenient=self.lenient,
+                values=values,
+                row_fingerprint=row_fingerprint,
+            )
+            if duplicate_of is not None:
+                row.errors = [
+                    Issue(
+                        "external_id",
+                        DUPLICATE_EXTERNAL_ID.format(value=external_id, first=duplicate_of),
+                    )
+                ]
             if row.errors:
                 result.rejected += 1
                 # Would the lenient choice (leave invalid optional values out) keep it?
@@ -181,25 +235,15 @@ class Importer:
                 result.issues += [
                     _issue(self.job, self.columns, row, w, "warning") for w in row.warnings
                 ]
-            parsed.append(row)
-        return parsed, result, known
+            parsed.append((row, stored))
+        return parsed, result
 
     def _process(self, chunk) -> ChunkResult:
-        parsed, result, known = self._parse(chunk)
+        parsed, result = self._parse(chunk)
         now = timezone.now()
-        new_rows = [row for row in parsed if row.external_id not in known]
-        existing = [row for row in parsed if row.external_id in known]
-        changed: list[tuple[ParsedRow, int]] = []
-        for row in existing:
-            stored = known[row.external_id]
-            if (
-                stored["import_fingerprint"] == row.fingerprint
-                and stored["imported_at"] is not None
-                and stored["customer__updated_at"] <= stored["imported_at"]
-            ):
-                result.unchanged += 1  # the same row as last time, nobody edited since
-            else:
-                changed.append((row, stored["customer_id"]))
+        new_rows = [row for row, stored in parsed if stored is None]
+        changed = [(row, stored["customer_id"]) for row, stored in parsed if stored is not None]
+        stored_ids = {row.external_id: stored["id"] for row, stored in parsed if stored}
         result.created = len(new_rows)
         updated_customers, added_points, diffs = self._compare(changed)
         result.updated = len(diffs)
@@ -213,14 +257,20 @@ class Importer:
             return result
         self._write_new(new_rows, now)
         self._write_updates(updated_customers, added_points, now)
-        fingerprints = {row.external_id: row.fingerprint for row, _ in changed}
-        touched = [
-            SourceIdentifier(id=known[ext]["id"], import_fingerprint=fp, imported_at=now)
-            for ext, fp in fingerprints.items()
-        ]
         # Fingerprints are bookkeeping for re-imports, excluded from history.
-        SourceIdentifier.objects.bulk_update(touched, ["import_fingerprint", "imported_at"])
-        ImportRowIssue.objects.bulk_create(result.issues)
+        SourceIdentifier.objects.bulk_update(
+            [
+                SourceIdentifier(
+                    id=stored_ids[row.external_id],
+                    import_fingerprint=row.fingerprint,
+                    imported_at=now,
+                )
+                for row, _ in changed
+            ],
+            ["import_fingerprint", "imported_at"],
+            batch_size=1000,
+        )
+        ImportRowIssue.objects.bulk_create(result.issues, batch_size=1000)
         return result
 
     def _compare(self, changed: list[tuple[ParsedRow, int]]):
@@ -259,10 +309,10 @@ class Importer:
                 updated.append(customer)
             if row.email and row.email.lower() not in emails.get(pk, set()):
                 changes.append(["email", "", row.email])
-                added["email"].append((customer, row.email, not emails.get(pk)))
+                added["email"].append((pk, row.email, not emails.get(pk)))
             if row.phone and row.phone not in phones.get(pk, set()):
                 changes.append(["phone", "", row.phone])
-                added["phone"].append((customer, row.phone, not phones.get(pk)))
+                added["phone"].append((pk, row.phone, not phones.get(pk)))
             if row.address:
                 key = (
                     row.address["street"],
@@ -272,96 +322,108 @@ class Importer:
                 )
                 if key not in addresses.get(pk, set()):
                     changes.append(["address", "", ", ".join(v for v in key if v)])
-                    added["address"].append((customer, row.address, not addresses.get(pk)))
+                    added["address"].append((pk, row.address, not addresses.get(pk)))
             if changes:
                 diffs[pk] = changes
         return updated, added, diffs
 
     def _write_new(self, rows: list[ParsedRow], now) -> None:
+        """Insert new customers and their children as plain rows (COPY on
+        PostgreSQL), with reserved ids so children can point at their customer."""
         if not rows:
             return
-        customers = []
-        for row in rows:
-            customer = Customer(created_at=now, updated_at=now, **row.customer)
-            customer.refresh_names()
-            customers.append(customer)
-        Customer.objects.bulk_create(customers)
-        ids = [c.pk for c in customers]
-        history_insert(
-            Customer, ids, history_type="+", user_id=self.user_id, reason=self.reason, at=now
-        )
-        search_index_refresh(ids)
-        identifiers = [
-            SourceIdentifier(
-                customer=c,
-                source=self.job.source,
-                external_id=row.external_id,
-                import_fingerprint=row.fingerprint,
-                imported_at=now,
-                created_at=now,
+        writer = self.writer
+        ids = writer.reserve_ids(Customer, len(rows))
+        customer_rows, token_rows, source_rows = [], [], []
+        points: dict[str, list] = {"email": [], "phone": [], "address": []}
+        for pk, row in zip(ids, rows, strict=True):
+            fields = row.customer
+            customer = Customer(**fields)
+            display_name = customer.compose_display_name()
+            customer_rows.append(
+                (
+                    pk,
+                    fields["kind"],
+                    fields.get("first_name", ""),
+                    fields.get("last_name", ""),
+                    fields.get("organization_name", ""),
+                    display_name,
+                    fold(display_name),
+                    fields.get("date_of_birth"),
+                    fields.get("country", ""),
+                    fields.get("preferred_language", ""),
+                    fields.get("national_id", ""),
+                    fields.get("tax_id", ""),
+                    now,
+                    now,
+                )
             )
-            for c, row in zip(customers, rows, strict=True)
-        ]
-        SourceIdentifier.objects.bulk_create(identifiers)
-        history_insert(
+            token_rows += [(pk, token, key) for token, key in customer_tokens(display_name)]
+            source_rows.append((pk, self.job.source, row.external_id, row.fingerprint, now, now))
+            if row.email:
+                points["email"].append((pk, row.email, True))
+            if row.phone:
+                points["phone"].append((pk, row.phone, True))
+            if row.address:
+                points["address"].append((pk, row.address, True))
+        writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
+        writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
+        self._history(Customer, ids, "+", now)
+        source_ids = writer.reserve_ids(SourceIdentifier, len(source_rows))
+        writer.insert(
             SourceIdentifier,
-            [i.pk for i in identifiers],
-            history_type="+",
+            (
+                "id",
+                "customer_id",
+                "source",
+                "external_id",
+                "import_fingerprint",
+                "imported_at",
+                "created_at",
+            ),
+            [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
+        )
+        self._history(SourceIdentifier, source_ids, "+", now)
+        self._add_points(points, now)
+
+    def _history(self, model, ids, history_type: str, now) -> None:
+        self.writer.insert_history(
+            model,
+            key="id",
+            ids=ids,
+            when=now,
             user_id=self.user_id,
             reason=self.reason,
-            at=now,
-        )
-        self._add_points(
-            {
-                "email": [
-                    (c, r.email, True) for c, r in zip(customers, rows, strict=True) if r.email
-                ],
-                "phone": [
-                    (c, r.phone, True) for c, r in zip(customers, rows, strict=True) if r.phone
-                ],
-                "address": [
-                    (c, r.address, True) for c, r in zip(customers, rows, strict=True) if r.address
-                ],
-            },
-            now,
+            history_type=history_type,
         )
 
     def _add_points(self, added: dict, now) -> None:
-        for kind, model in (
-            ("email", EmailAddress),
-            ("phone", PhoneNumber),
-            ("address", PostalAddress),
+        """Insert contact points given as (customer id, value, primary) triples."""
+        for kind, model, columns in (
+            ("email", EmailAddress, ("id", "customer_id", "email", "is_primary", "created_at")),
+            ("phone", PhoneNumber, ("id", "customer_id", "number", "is_primary", "created_at")),
+            (
+                "address",
+                PostalAddress,
+                ("id", "customer_id", "is_primary", "created_at", *ADDRESS_FIELDS),
+            ),
         ):
-            objects = []
-            for customer, value, primary in added[kind]:
-                if kind == "email":
-                    objects.append(
-                        EmailAddress(
-                            customer=customer, email=value, is_primary=primary, created_at=now
-                        )
-                    )
-                elif kind == "phone":
-                    objects.append(
-                        PhoneNumber(
-                            customer=customer, number=value, is_primary=primary, created_at=now
-                        )
-                    )
-                else:
-                    objects.append(
-                        PostalAddress(
-                            customer=customer, is_primary=primary, created_at=now, **value
-                        )
-                    )
-            if objects:
-                model.objects.bulk_create(objects)
-                history_insert(
-                    model,
-                    [o.pk for o in objects],
-                    history_type="+",
-                    user_id=self.user_id,
-                    reason=self.reason,
-                    at=now,
-                )
+            triples = added[kind]
+            if not triples:
+                continue
+            ids = self.writer.reserve_ids(model, len(triples))
+            if kind == "address":
+                rows = [
+                    (pk, cid, primary, now, *(value[f] for f in ADDRESS_FIELDS))
+                    for pk, (cid, value, primary) in zip(ids, triples, strict=True)
+                ]
+            else:
+                rows = [
+                    (pk, cid, value, primary, now)
+                    for pk, (cid, value, primary) in zip(ids, triples, strict=True)
+                ]
+            self.writer.insert(model, columns, rows)
+            self._history(model, ids, "+", now)
 
     def _write_updates(self, customers: list[Customer], added: dict, now) -> None:
         if customers:
@@ -375,18 +437,11 @@ class Importer:
             Customer.objects.bulk_update(
                 customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
             )
-            history_insert(
-                Customer,
-                [c.pk for c in customers],
-                history_type="~",
-                user_id=self.user_id,
-                reason=self.reason,
-                at=now,
-            )
+            self._history(Customer, [c.pk for c in customers], "~", now)
             if renamed:
                 search_index_refresh(renamed)
         self._add_points(added, now)
-        with_points = {c.pk for points in added.values() for c, _, _ in points}
+        with_points = {pk for points in added.values() for pk, _, _ in points}
         if with_points:
             # updated_at is not history-tracked; it only marks "changed since".
             Customer.objects.filter(pk__in=with_points).update(updated_at=now)

@@ -107,19 +107,30 @@ def parse_date(value: str) -> datetime.date:
     return parsed
 
 
-def parse_row(
-    number: int, cells: list[str], columns: dict[str, int], *, lenient: bool
-) -> ParsedRow:
-    """Validate and normalise one row. `columns` maps each field to its cell index."""
-    values = {
+def row_values(cells: list[str], columns: dict[str, int]) -> dict[str, str]:
+    """The row's cells by field name. `columns` maps each field to its cell index."""
+    return {
         name: (cells[index].strip() if index < len(cells) else "")
         for name, index in columns.items()
     }
+
+
+def parse_row(
+    number: int,
+    cells: list[str],
+    columns: dict[str, int],
+    *,
+    lenient: bool,
+    values: dict[str, str] | None = None,
+    row_fingerprint: str = "",
+) -> ParsedRow:
+    """Validate and normalise one row."""
+    values = row_values(cells, columns) if values is None else values
     row = ParsedRow(
         number=number,
         cells=cells,
         external_id=values.get("external_id", ""),
-        fingerprint=fingerprint(values, lenient),
+        fingerprint=row_fingerprint or fingerprint(values, lenient),
     )
     if not row.external_id:
         row.errors.append(Issue("external_id", MISSING_EXTERNAL_ID))
