@@ -76,6 +76,13 @@ CUSTOMER_COLUMNS = (
 )
 
 
+def compose_display_name(fields: dict) -> str:
+    """Customer.compose_display_name for a row, without building a model instance."""
+    if fields["kind"] == Customer.Kind.ORGANIZATION:
+        return fields.get("organization_name", "")
+    return " ".join(p for p in (fields.get("first_name", ""), fields.get("last_name", "")) if p)
+
+
 def job_path(job: ImportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / job.stored_path
 
@@ -338,8 +345,7 @@ class Importer:
         points: dict[str, list] = {"email": [], "phone": [], "address": []}
         for pk, row in zip(ids, rows, strict=True):
             fields = row.customer
-            customer = Customer(**fields)
-            display_name = customer.compose_display_name()
+            display_name = compose_display_name(fields)
             customer_rows.append(
                 (
                     pk,

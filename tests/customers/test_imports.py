@@ -392,3 +392,13 @@ def test_utf8_with_bom_header_is_read_cleanly(tmp_path):
     text = codecs.BOM_UTF8 + "External ID;Surname\nB-1;Bøe\n".encode()
     summary = run_import(write(tmp_path, text))
     assert summary["created"] == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"kind": "person", "first_name": "Ann", "last_name": "Lee"},
+     {"kind": "person", "last_name": "Lee"},
+     {"kind": "organization", "organization_name": "Acme Ltd", "first_name": "x"}],
+)
+def test_the_fast_path_names_customers_as_the_model_does(fields):
+    assert pipeline.compose_display_name(fields) == Customer(**fields).compose_display_name()
