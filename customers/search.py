@@ -113,31 +113,33 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
     if not query_words:
         return []
     table = CustomerSearchToken._meta.db_table
+    # One branch per way a word can match, each answerable from one index
+    # alone (prefix on search_token_idx, sound on search_phonetic_idx); the
+    # visibility filter applies to the grouped candidates only, never to the
+    # whole customer table. Only the table name and fixed fragments are
+    # formatted in; every value is a bound parameter.
     branches, params = [], []
     for index, word in enumerate(query_words):
         upper = _prefix_upper_bound(word)
-        match = "(token >= %s AND token < %s)"
-        match_params = [word, upper]
-        if len(word) >= MIN_PHONETIC_WORD and word.isalpha():
-            match += " OR phonetic = %s"
-            match_params.append(phonetic_key(word))
-        # Only the table name and fixed fragments are formatted in; every value
-        # is a bound parameter.
         branches.append(
-            f"SELECT customer_id, {index} AS w, MAX(CASE WHEN token = %s THEN 3 "
-            f"WHEN token >= %s AND token < %s THEN 2 ELSE 1 END) AS s "
-            f"FROM {table} WHERE {match} GROUP BY customer_id"
+            f"SELECT customer_id, {index} AS w, CASE WHEN token = %s THEN 3 ELSE 2 END AS s "
+            f"FROM {table} WHERE token >= %s AND token < %s"
         )
-        params += [word, word, upper, *match_params]
-    visible_sql, visible_params = visible.values("pk").query.sql_with_params()
+        params += [word, word, upper]
+        if len(word) >= MIN_PHONETIC_WORD and word.isalpha():
+            branches.append(f"SELECT customer_id, {index}, 1 FROM {table} WHERE phonetic = %s")
+            params.append(phonetic_key(word))
+    visible_sql, visible_params = visible.order_by().values("pk").query.sql_with_params()
     sql = (
-        f"SELECT m.customer_id FROM ({' UNION ALL '.join(branches)}) m "
-        f"WHERE m.customer_id IN ({visible_sql}) "
-        f"GROUP BY m.customer_id HAVING COUNT(DISTINCT m.w) = %s "
-        f"ORDER BY SUM(m.s) DESC, m.customer_id LIMIT %s"
+        f"SELECT g.customer_id FROM ("
+        f"SELECT customer_id, SUM(s) AS score FROM ("
+        f"SELECT customer_id, w, MAX(s) AS s FROM ({' UNION ALL '.join(branches)}) h "
+        f"GROUP BY customer_id, w) pw GROUP BY customer_id HAVING COUNT(*) = %s) g "
+        f"WHERE g.customer_id IN ({visible_sql}) "
+        f"ORDER BY g.score DESC, g.customer_id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *visible_params, len(query_words), limit])
+        cursor.execute(sql, [*params, len(query_words), *visible_params, limit])
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -137,7 +137,9 @@ def customer_search(
     ranked: dict[int, tuple[str, str, bool]] = {}
     for pk, matched_field, value in _identifier_matches(user=user, visible=visible, query=query):
         ranked.setdefault(pk, (matched_field, value, True))
-    if "@" not in query:
+    # An exact identifier match is the answer: "B-0584007" must not also run a
+    # name search for the word "b".
+    if "@" not in query and not ranked:
         name_ids = search.name_candidates(query, visible=visible, limit=MAX_SEARCH_RESULTS)
         if len(name_ids) < page_size:
             name_ids += search.name_candidates_trigram(query, visible=visible, limit=page_size)
@@ -192,7 +194,9 @@ def customers_page(
     )
     name, _, last_id = after.rpartition("|")
     if last_id.isdigit():
-        customers = customers.filter(
+        # The plain >= bound lets the (display_name, id) index start at the
+        # cursor; the OR alone is not usable as an index bound.
+        customers = customers.filter(display_name__gte=name).filter(
             Q(display_name__gt=name) | Q(display_name=name, id__gt=int(last_id))
         )
     rows = list(customers[: page_size + 1])
