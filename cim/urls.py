@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.imports.urls")),
+    path("compliance/", include("compliance.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -6,6 +6,13 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance"
 
     def ready(self) -> None:
-        from . import roles
+        from customers import services as customer_services
+        from customers import timeline as customer_timeline
+
+        from . import roles, screening, timeline
 
         roles.connect_role_conflict_guard()
+        customer_timeline.register_source(
+            {timeline.CATEGORY}, timeline.kyc_events, labels={timeline.CATEGORY: timeline.LABEL}
+        )
+        customer_services.register_identity_hook(screening.customer_screen_on_change)

@@ -38,14 +38,54 @@ _CORRECT_CONTACT_POINTS = frozenset(
     }
 )
 
+# Preparing and submitting KYC cases: every role that is "Staff, plus".
+_PREPARE_KYC = frozenset(
+    {
+        "compliance.view_kyccase",
+        "compliance.add_kyccase",
+        "compliance.change_kyccase",
+        "compliance.submit_kyccase",
+        "compliance.view_kyccheck",
+        "compliance.change_kyccheck",
+        "compliance.view_kycdocument",
+        "compliance.add_kycdocument",
+        "compliance.view_countryrisk",
+    }
+)
+_READ_COMPLIANCE = frozenset(
+    {
+        "compliance.view_kyccase",
+        "compliance.view_kyccheck",
+        "compliance.view_kycdocument",
+        "compliance.view_countryrisk",
+        "compliance.view_watchlistentry",
+        "compliance.view_watchlistimport",
+        "compliance.view_screeninghit",
+        "compliance.view_refusedattempt",
+        "compliance.view_documentaccess",
+        "compliance.view_kyc_dashboard",
+    }
+)
+_DECIDE_KYC = _READ_COMPLIANCE | {
+    "compliance.decide_kyccase",
+    "compliance.override_kyc_risk",
+    "compliance.add_countryrisk",
+    "compliance.change_countryrisk",
+    "compliance.delete_countryrisk",
+    "compliance.manage_watchlist",
+    "compliance.resolve_screeninghit",
+}
+
 # What each role may do, as "app_label.codename". The data migrations that
 # create and extend the groups are checked against this by the test suite.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    STAFF: _BROWSE,
+    STAFF: _BROWSE | _PREPARE_KYC,
     SUPPORT_REP: _BROWSE
+    | _PREPARE_KYC
     | _CORRECT_CONTACT_POINTS
     | {"customers.add_interaction", "customers.add_customer", "customers.change_customer"},
     DATA_STEWARD: _BROWSE
+    | _PREPARE_KYC
     | _CORRECT_CONTACT_POINTS
     | {
         "customers.change_customer",
@@ -55,10 +95,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         "customers.delete_phonenumber",
         "customers.delete_postaladdress",
     },
-    COMPLIANCE_OFFICER: _BROWSE | {"customers.view_sensitive_identifiers"},
+    COMPLIANCE_OFFICER: _BROWSE
+    | _PREPARE_KYC
+    | _DECIDE_KYC
+    | {"customers.view_sensitive_identifiers"},
     AUDITOR: _BROWSE
+    | _READ_COMPLIANCE
     | {"customers.view_sensitive_identifiers", "auth.view_user", "auth.view_group"},
+    # Administrators may look at KYC cases but never prepare, decide or see documents.
     ADMINISTRATOR: _BROWSE
+    | {"compliance.view_kyccase", "compliance.view_kyccheck", "compliance.view_countryrisk"}
     | {
         "customers.add_customer",
         "customers.change_customer",

@@ -1340,8 +1340,20 @@ def demo_data_seed(
             elapsed = time.perf_counter() - started
             progress(f"{start + len(batch)}/{len(missing)} customers in {elapsed:.1f} s")
 
+    kyc: dict = {}
     if with_users:
         officer_restricted_access_grant()
+        # KYC cases need the demo users; the seeder of the compliance app
+        # builds them on the first demo customers (it skips itself on reruns).
+        from compliance.demo import seed_kyc_demo
+
+        users = {u.username: u for u in get_user_model().objects.filter(is_active=True)}
+        showcase = [ids[i] for i in range(1, min(customers, 300) + 1) if i in ids]
+        kyc = seed_kyc_demo(
+            users=users,
+            customers=list(Customer.objects.filter(pk__in=showcase).order_by("pk")),
+            rng=random.Random(seed),
+        )
     return {
         "customers_created": len(missing),
         "customers_existing": customers - len(missing),
@@ -1353,6 +1365,7 @@ def demo_data_seed(
         "history_rows": history_rows,
         "users_created": users_created,
         "demo_users": "ensured" if with_users else "skipped: DEBUG is off",
+        **kyc,
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -166,3 +166,22 @@ def _queue_exists(conn, queue: str) -> bool:
     return True
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """The test databases, with their serialized contents visible from any context.
+
+    `django.db.connections` is context-local (asgiref), and Playwright's sync API
+    runs its event loop in the main thread: a browser test sees another
+    connection object than the one the database was set up with, one without
+    `_test_serialized_contents`. serialized_rollback then silently restores
+    nothing, the flush re-runs post_migrate, and the role groups vanish for
+    every later test. Keeping the contents on the connection class makes every
+    connection object see them.
+    """
+    from django.db import connections
+
+    for alias in connections:
+        connection = connections[alias]
+        contents = getattr(connection, "_test_serialized_contents", None)
+        if contents is not None:
+            type(connection)._test_serialized_contents = contents
