@@ -143,6 +143,28 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def rerank(query: str, customer_ids: list[int]) -> list[int]:
+    """Order name candidates by how close the whole name is to what was typed.
+
+    The grouped query only counts matching words, so many customers tie (every
+    "John Smith" for "Jon Smyth"); rapidfuzz's token-sort ratio on the folded
+    names puts the closest spelling first and an exact name at the top.
+    """
+    from rapidfuzz import fuzz
+
+    from .models import Customer
+
+    if not customer_ids:
+        return customer_ids
+    folded = fold(query)
+    names = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "search_name"))
+    position = {pk: index for index, pk in enumerate(customer_ids)}
+    return sorted(
+        customer_ids,
+        key=lambda pk: (-fuzz.token_sort_ratio(folded, names.get(pk, "")), position[pk]),
+    )
+
+
 def highlight(display_name: str, query: str) -> list[tuple[str, bool]]:
     """Split a name into (text, matched) parts for <mark>-ing the words that matched."""
     query_words = words(query)

@@ -143,6 +143,7 @@ def customer_search(
         name_ids = search.name_candidates(query, visible=visible, limit=MAX_SEARCH_RESULTS)
         if len(name_ids) < page_size:
             name_ids += search.name_candidates_trigram(query, visible=visible, limit=page_size)
+        name_ids = search.rerank(query, list(dict.fromkeys(name_ids)))
         for pk in name_ids:
             ranked.setdefault(pk, ("name", "", False))
     ordered = list(ranked.items())[:MAX_SEARCH_RESULTS]

@@ -185,3 +185,11 @@ def test_transposed_letters_are_caught_by_trigrams_on_postgresql(staff, john_smi
     if connection.vendor != "postgresql":
         pytest.skip("the trigram fallback is PostgreSQL's (pg_trgm); SQLite has phonetic keys only")
     assert "John Smith" in found(staff, "John Smtih")
+
+
+def test_the_closest_spelling_ranks_first_among_many_sound_alikes(staff):
+    for first in ("Jan", "Joan", "Jean", "June", "Jane"):
+        factories.PersonFactory(first_name=first, last_name="Smith")
+    factories.PersonFactory(first_name="Jon", last_name="Smyth")
+    assert found(staff, "Jon Smyth")[0] == "Jon Smyth"
+    assert found(staff, "Jane Smith")[0] == "Jane Smith"
