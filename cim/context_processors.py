@@ -37,5 +37,17 @@ def navigation(request):
         )
     if user.is_staff:
         items.append({"label": "Admin", "url": reverse("admin:index"), "active": False})
-    roles = [group.name for group in user.groups.all() if group.name in ROLES]
-    return {"nav_items": items, "user_roles": roles}
+    return {"nav_items": items, "user_roles": _role_names(request, user)}
+
+
+def _role_names(request, user) -> list[str]:
+    # Only a header label: kept in the session so no page pays a query for it.
+    # Permission checks never read it; a role change shows after the next login.
+    session = getattr(request, "session", None)
+    cached = session.get("cim_roles") if session is not None else None
+    if cached and cached.get("user") == user.pk:
+        return cached["names"]
+    names = [name for name in user.groups.values_list("name", flat=True) if name in ROLES]
+    if session is not None:
+        session["cim_roles"] = {"user": user.pk, "names": names}
+    return names

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import CharField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat, Lower
 
 from . import normalization, search
 from .models import (
@@ -215,12 +215,67 @@ def customer_profile(*, customer: Customer, user: AbstractBaseUser) -> dict:
             ("national_id", "National id", customer.national_id),
             ("tax_id", "Tax id", customer.tax_id),
         ],
-        "emails": list(customer.emails.all()),
-        "phones": list(customer.phones.all()),
-        "addresses": list(customer.addresses.all()),
+        "contact_points": contact_points_of(customer=customer),
         "source_identifiers": list(customer.source_identifiers.all()),
         **_related_parties(customer, visible=customers_visible_to(user)),
     }
+
+
+@dataclass
+class ContactPointRow:
+    kind: str  # email, phone or address
+    id: int
+    value: str
+    label: str
+    is_primary: bool
+    is_valid: bool
+    invalid_reason: str
+
+
+_CONTACT_KINDS = {"email": EmailAddress, "phone": PhoneNumber, "address": PostalAddress}
+
+
+def contact_points_of(*, customer: Customer) -> list[ContactPointRow]:
+    """Emails, phones and addresses in one UNION query, emails first, primary first.
+
+    One query instead of three keeps the 360 page's query budget for the
+    panels other apps add.
+    """
+    address = Concat(
+        "street", Value(", "), "city", Value(" "), "postcode", Value(", "), "country",
+        output_field=CharField(),
+    )
+    shapes = []
+    for rank, (kind, value) in enumerate(
+        (("email", F("email")), ("phone", F("number")), ("address", address))
+    ):
+        model = _CONTACT_KINDS[kind]
+        # Every column is an annotation so all three SELECTs list them in one order.
+        shapes.append(
+            model.objects.filter(customer=customer)
+            .order_by()
+            .annotate(
+                c_rank=Value(rank, IntegerField()), c_id=F("id"),
+                c_value=Cast(value, CharField()), c_label=F("label"),
+                c_primary=F("is_primary"), c_valid=F("is_valid"),
+                c_reason=F("invalid_reason"),
+            )
+            .values_list("c_rank", "c_id", "c_value", "c_label", "c_primary", "c_valid",
+                         "c_reason")
+        )
+    rows = shapes[0].union(*shapes[1:], all=True).order_by("c_rank", "-c_primary", "c_id")
+    kinds = list(_CONTACT_KINDS)
+    labels = {
+        kind: dict(model._meta.get_field("label").choices) for kind, model in _CONTACT_KINDS.items()
+    }
+    return [
+        ContactPointRow(
+            kind=kinds[rank], id=pk, value=value.strip(", ") if value else "",
+            label=str(labels[kinds[rank]].get(label, label)), is_primary=bool(primary),
+            is_valid=bool(valid), invalid_reason=reason or "",
+        )
+        for rank, pk, value, label, primary, valid, reason in rows
+    ]
 
 
 def _related_parties(customer: Customer, *, visible: QuerySet) -> dict:
