@@ -1,0 +1,631 @@
+"""bench import: how fast the customer import pipeline reads, checks and writes a file.
+
+In one run, on a generated customer CSV of --rows rows (several countries,
+E.164-parsable phones in national and international formats, emails, ISO dates,
+and --invalid-share of rows broken in varied ways: bad email, 12/03/1985-style
+dates, bad phone, missing external_id), it measures:
+
+- the floor: PostgreSQL COPY of the file into a TEMP table of text columns;
+- django-import-export: a plain ModelResource creating the first --sample valid
+  rows one by one, with simple-history writing on save (what the pipeline
+  replaced); its customers and their history are deleted afterwards;
+- the pipeline (customers/imports) on all rows, as `import_customers` runs it:
+  a fresh import under the source "bench-import", then the re-import of the same
+  file, which must create and update nothing;
+- an XLSX of --xlsx-rows rows: the pipeline's reader alone, then the full
+  pipeline on it as the fresh source "bench-xlsx";
+- the process's peak memory (ru_maxrss, MB): after the CSV imports (peak_csv_mb)
+  and at the end (peak_mb).
+
+The database's customers must be empty or bench data (sources "bench",
+"bench-import", "bench-xlsx"); customers from an earlier run of this bench are
+deleted first, with their history and import jobs.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import random
+import resource
+import tempfile
+import time
+import unicodedata
+from argparse import ArgumentParser
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.apps import apps
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.test.utils import override_settings
+from psycopg import sql
+
+from .common import Log
+from .pools import COUNTRIES, CountryPool
+from .seed import SOURCE as SEED_SOURCE
+from .seed import _fk_graph
+
+HELP = (
+    "Import pipeline throughput: COPY floor, django-import-export, fresh import and "
+    "re-import of a generated CSV of --rows customers, XLSX reading, and peak memory. "
+    "Deletes the customers of its earlier runs; refuses a database whose customers are "
+    "not bench data."
+)
+SOURCE = "bench-import"
+XLSX_SOURCE = "bench-xlsx"
+BENCH_SOURCES = (SEED_SOURCE, SOURCE, XLSX_SOURCE)
+IMPORT_EXPORT_REASON = "system: bench import-export"
+COLUMNS = (
+    "external_id",
+    "kind",
+    "first_name",
+    "last_name",
+    "organization_name",
+    "email",
+    "phone",
+    "date_of_birth",
+    "national_id",
+    "tax_id",
+    "street",
+    "city",
+    "postcode",
+    "country",
+    "preferred_language",
+)
+# What the import must achieve.
+TARGET_ROWS_PER_S = 20_000
+TARGET_REIMPORT_ROWS_PER_S = 50_000
+TARGET_RATIO_VS_IMPORT_EXPORT = 30
+TARGET_XLSX_ROWS_PER_S = 15_000
+TARGET_PEAK_MB = 500
+FOREIGN_DATA = (
+    "This database holds {count} customer(s) that are not bench data (no {sources} source "
+    "identifier). The bench imports and deletes customers, so it refuses to run here: "
+    "point DATABASE_URL at an empty database (createdb cim_bench; manage.py migrate)."
+)
+ORGANIZATION_SHARE = 0.06
+PHONE_POOL = 400  # valid numbers per country, drawn at random
+INVALID_KINDS = ("email", "date", "phone", "external_id")
+CITIES = {
+    "GB": ("London", "Manchester", "Leeds", "Bristol", "Glasgow", "Cardiff"),
+    "IE": ("Dublin", "Cork", "Galway", "Limerick"),
+    "US": ("New York", "San Francisco", "Chicago", "Austin", "Boston"),
+    "DE": ("Berlin", "München", "Köln", "Hamburg", "Düsseldorf"),
+    "FR": ("Paris", "Lyon", "Marseille", "Toulouse", "Nantes"),
+    "ES": ("Madrid", "Barcelona", "Valencia", "Sevilla"),
+    "IT": ("Roma", "Milano", "Napoli", "Torino"),
+    "PT": ("Lisboa", "Porto", "Braga"),
+    "NL": ("Amsterdam", "Rotterdam", "Utrecht", "Den Haag", "Eindhoven"),
+    "DK": ("København", "Aarhus", "Odense"),
+    "NO": ("Oslo", "Bergen", "Trondheim"),
+    "SE": ("Stockholm", "Göteborg", "Malmö"),
+    "PL": ("Warszawa", "Kraków", "Łódź", "Gdańsk"),
+    "TR": ("İstanbul", "Ankara", "İzmir"),
+}
+STREETS = {
+    "GB": "{n} {name} Road",
+    "IE": "{n} {name} Street",
+    "US": "{n} {name} Avenue",
+    "DE": "{name}straße {n}",
+    "FR": "{n} rue {name}",
+    "NL": "{name}straat {n}",
+}
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("--rows", type=int, default=100_000, help="CSV rows (default 100,000)")
+    parser.add_argument(
+        "--invalid-share", type=float, default=0.05, help="share of invalid rows (default 0.05)"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=2000, help="rows django-import-export imports (2,000)"
+    )
+    parser.add_argument("--xlsx-rows", type=int, default=20_000, help="XLSX rows (20,000)")
+    parser.add_argument(
+        "--no-xlsx-import",
+        action="store_true",
+        help="only read the XLSX through the pipeline's reader; do not import it",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="random seed of the data")
+
+
+def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
+    rows, sample, xlsx_rows = options["rows"], options["sample"], options["xlsx_rows"]
+    share = options["invalid_share"]
+    if rows < 1 or sample < 1 or xlsx_rows < 1 or not 0 <= share < 1:
+        raise CommandError(
+            "--rows, --sample and --xlsx-rows must be at least 1, --invalid-share in [0, 1)."
+        )
+    # Django keeps no log of every statement, as in production.
+    with override_settings(DEBUG=False), tempfile.TemporaryDirectory() as tmp:
+        return _run(
+            rows=rows,
+            share=share,
+            sample=sample,
+            xlsx_rows=xlsx_rows,
+            xlsx_import=not options["no_xlsx_import"],
+            seed=options["seed"],
+            folder=Path(tmp),
+            log=log,
+        )
+
+
+def _run(
+    *,
+    rows: int,
+    share: float,
+    sample: int,
+    xlsx_rows: int,
+    xlsx_import: bool,
+    seed: int,
+    folder: Path,
+    log: Log,
+) -> dict[str, Any]:
+    _foreign_refuse()
+    _earlier_runs_delete(log)
+    figures: dict[str, Any] = {"rows": rows, "invalid_share": share}
+
+    started = time.perf_counter()
+    generator = _Generator(seed=seed, share=share)
+    csv_path = folder / "bench-import.csv"
+    invalid, sample_rows = _csv_write(csv_path, generator.rows(rows, prefix="BI"), sample)
+    figures["generate_s"] = _since(started)
+    figures["invalid_rows"] = invalid
+    figures["file_mb"] = round(csv_path.stat().st_size / 2**20, 1)
+    log(
+        f"generated {rows:,} rows ({invalid:,} invalid, {figures['file_mb']} MB) in "
+        f"{figures['generate_s']}s"
+    )
+
+    figures |= _copy_floor(csv_path, rows=rows, log=log)
+    figures |= _import_export(sample_rows, log=log)
+
+    # Peak memory of the process up to the pipeline runs, and after them.
+    figures["rss_before_pipeline_mb"] = _max_rss_mb()
+    fresh, seconds = _pipeline(csv_path, source=SOURCE)
+    figures |= {
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "created": fresh["created"],
+        "rejected": fresh["errors"],
+        "updated": fresh["updated"],
+    }
+    log(
+        f"pipeline fresh: {figures['rows_per_s']:,} rows/s ({figures['seconds']}s), "
+        f"created {fresh['created']:,}, rejected {fresh['errors']:,}"
+    )
+    again, seconds = _pipeline(csv_path, source=SOURCE)
+    figures |= {
+        "reimport_seconds": round(seconds, 2),
+        "reimport_rows_per_s": round(rows / seconds),
+        "reimport_created": again["created"],
+        "reimport_updated": again["updated"],
+        "reimport_unchanged": again["unchanged"],
+        "reimport_rejected": again["errors"],
+    }
+    log(
+        f"pipeline re-import: {figures['reimport_rows_per_s']:,} rows/s "
+        f"({figures['reimport_seconds']}s), created {again['created']}, "
+        f"updated {again['updated']}, unchanged {again['unchanged']:,}"
+    )
+    figures["peak_csv_mb"] = _max_rss_mb()
+    figures["ratio_vs_import_export"] = round(
+        figures["rows_per_s"] / figures["import_export_rows_per_s"], 1
+    )
+    figures |= _xlsx(folder, generator=generator, rows=xlsx_rows, full=xlsx_import, log=log)
+    figures["peak_mb"] = _max_rss_mb()
+    log(f"peak memory (ru_maxrss): {figures['peak_mb']} MB")
+    figures["targets_missed"] = _targets_missed(figures)
+    return figures
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 2)
+
+
+def _max_rss_mb() -> float:
+    # Linux reports ru_maxrss in kilobytes.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- the data ---------------------------------------------------------------------
+
+
+def _ascii(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in folded.lower() if ch.isalnum() or ch in ".-")
+
+
+def _phone_pool(country: CountryPool, rng: random.Random) -> list[str]:
+    """Valid numbers of the country, each written as people write them: E.164,
+    international with spaces, national (read in the row's country) or 00-prefixed."""
+    import phonenumbers
+
+    formats = (
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    )
+    candidates = []
+    example = phonenumbers.example_number(country.code)
+    if example is not None:
+        candidates.append(phonenumbers.format_number(example, formats[0]))
+    for _ in range(PHONE_POOL * 2):
+        prefix, digits = rng.choice(country.phone_ranges)
+        candidates.append(f"{prefix}{rng.randrange(10**digits):0{digits}d}")
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.code)
+    dials_00 = metadata is not None and metadata.international_prefix == "00"
+    pool = []
+    for candidate in candidates:
+        number = phonenumbers.parse(candidate)
+        if not phonenumbers.is_valid_number(number):
+            continue
+        style = rng.randrange(4)
+        # 00 is how Europe dials abroad; from the US it is 011, so "001 212..." is wrong there.
+        if style == 3 and not dials_00:
+            style = 0
+        if style == 3:
+            international = phonenumbers.format_number(number, formats[1])
+            pool.append("00" + international.removeprefix("+"))
+        else:
+            pool.append(phonenumbers.format_number(number, formats[style]))
+        if len(pool) >= PHONE_POOL:
+            break
+    if not pool:
+        raise CommandError(f"No valid phone number could be made for {country.code}.")
+    return pool
+
+
+@dataclass
+class _Country:
+    pool: CountryPool
+    phones: list[str]
+    cities: tuple[str, ...]
+    street: str
+
+
+class _Generator:
+    def __init__(self, *, seed: int, share: float) -> None:
+        self.rng = random.Random(seed)
+        self.share = share
+        self.countries = [
+            _Country(
+                pool=pool,
+                phones=_phone_pool(pool, self.rng),
+                cities=CITIES.get(pool.code, ("Capital",)),
+                street=STREETS.get(pool.code, "{name} {n}"),
+            )
+            for pool in COUNTRIES
+        ]
+        self.weights = [c.pool.weight for c in self.countries]
+        self.days = (datetime.date(2006, 12, 31) - datetime.date(1935, 1, 1)).days
+
+    def rows(self, count: int, *, prefix: str) -> Iterator[tuple[list[str], bool]]:
+        """(cells, valid) for `count` rows with external ids PREFIX-00000001..."""
+        rng = self.rng
+        countries = rng.choices(self.countries, weights=self.weights, k=count)
+        for index, country in enumerate(countries):
+            yield self._row(index, country, prefix, rng)
+
+    def _row(
+        self, index: int, country: _Country, prefix: str, rng: random.Random
+    ) -> tuple[list[str], bool]:
+        pool = country.pool
+        surname = rng.choice(pool.last_names)
+        if rng.random() < 0.5:
+            stems, endings = pool.surname_parts
+            surname = rng.choice(stems) + rng.choice(endings)
+        domain = rng.choice(pool.email_domains)
+        organization = rng.random() < ORGANIZATION_SHARE
+        if organization:
+            kind, first, last = "organization", "", ""
+            name = f"{surname} {rng.choice(pool.company_words)} {rng.choice(pool.company_suffixes)}"
+            email = f"info{index}@{_ascii(surname) or 'company'}.example.com"
+            born = ""
+        else:
+            kind, first, last, name = "person", rng.choice(pool.first_names), surname, ""
+            email = f"{_ascii(first)}.{_ascii(surname)}{index}@{domain}".replace("..", ".")
+            born = datetime.date(1935, 1, 1) + datetime.timedelta(rng.randrange(self.days))
+            born = born.isoformat()
+        phone = rng.choice(country.phones) if rng.random() < 0.9 else ""
+        street = country.street.format(n=rng.randrange(1, 300), name=rng.choice(pool.last_names))
+        # Mostly the code as given, sometimes in lower case.
+        country_value = pool.code if rng.random() < 0.9 else pool.code.lower()
+        cells = [
+            f"{prefix}-{index + 1:08d}",
+            kind if rng.random() < 0.8 else "",
+            first,
+            last,
+            name,
+            email,
+            phone,
+            born,
+            "",
+            "",
+            street,
+            rng.choice(country.cities),
+            f"{rng.randrange(10000, 99999)}",
+            country_value,
+            pool.language,
+        ]
+        valid = rng.random() >= self.share
+        if not valid:
+            broken = INVALID_KINDS[index % len(INVALID_KINDS)]
+            if broken == "email":
+                cells[5] = email.replace("@", " at ") if index % 2 else email + "@"
+            elif broken == "date":
+                when = datetime.date(1930 + index % 70, 1 + index % 12, 1 + index % 28)
+                cells[7] = when.strftime("%d/%m/%Y")  # 12/03/1985: not ISO 8601
+            elif broken == "phone":
+                cells[6] = "12345" if index % 2 else "+44 20 1"
+            else:
+                cells[0] = ""
+        return cells, valid
+
+
+def _csv_write(
+    path: Path, rows: Iterator[tuple[list[str], bool]], sample: int
+) -> tuple[int, list[list[str]]]:
+    """Write the rows; the count of invalid ones and the first `sample` valid rows."""
+    invalid, kept = 0, []
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for cells, valid in rows:
+            writer.writerow(cells)
+            if not valid:
+                invalid += 1
+            elif len(kept) < sample:
+                kept.append(cells)
+    return invalid, kept
+
+
+# -- cleaning up ------------------------------------------------------------------
+
+
+def _foreign_refuse() -> None:
+    from customers.models import Customer, SourceIdentifier
+
+    bench = SourceIdentifier.objects.filter(customer=OuterRef("pk"), source__in=BENCH_SOURCES)
+    ours = Customer.history.filter(id=OuterRef("pk"), history_change_reason=IMPORT_EXPORT_REASON)
+    foreign = Customer.objects.filter(~Exists(bench), ~Exists(ours)).count()
+    if foreign:
+        raise CommandError(
+            FOREIGN_DATA.format(count=foreign, sources=" or ".join(map(repr, BENCH_SOURCES)))
+        )
+
+
+def _history_tables() -> list[str]:
+    """The history tables of every model with simple-history that the database has."""
+    existing = set(connection.introspection.table_names())
+    tables = []
+    for model in apps.get_models():
+        manager = getattr(model, "history", None)
+        historical = getattr(manager, "model", None)
+        if historical is not None and historical is not model:
+            tables.append(historical._meta.db_table)
+    return sorted(set(tables) & existing)
+
+
+def _customers_delete(cur, *, ids_sql: str, params: list) -> int:
+    """Delete the customers `ids_sql` selects and every row that points at them,
+    children first (the foreign keys have no ON DELETE CASCADE)."""
+    from customers.models import Customer
+
+    root = Customer._meta.db_table
+    cur.execute("DROP TABLE IF EXISTS bench_import_gone")
+    cur.execute(f"CREATE TEMP TABLE bench_import_gone AS {ids_sql}", params)
+    cur.execute("SELECT count(*) FROM bench_import_gone")
+    count = cur.fetchone()[0]
+    if count:
+        graph = _fk_graph(cur)
+
+        def delete(table: str, condition: sql.Composable, seen: tuple[str, ...]) -> None:
+            for child, referenced, column, _ in graph:
+                if referenced == table and child != table and child not in seen:
+                    delete(
+                        child,
+                        sql.SQL("{} IN (SELECT id FROM {} WHERE {})").format(
+                            sql.Identifier(column), sql.SQL(table), condition
+                        ),
+                        (*seen, child),
+                    )
+            # Names from the catalogue (regclass text), as cim.bench.seed uses them.
+            cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.SQL(table), condition))
+
+        delete(root, sql.SQL("id IN (SELECT id FROM bench_import_gone)"), (root,))
+    cur.execute("DROP TABLE bench_import_gone")
+    return count
+
+
+def _history_delete(cur, reasons: list[str]) -> None:
+    if not reasons:
+        return
+    for table in _history_tables():
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE history_change_reason = ANY(%s)").format(
+                sql.Identifier(table)
+            ),
+            [reasons],
+        )
+
+
+def _earlier_runs_delete(log: Log) -> None:
+    """Customers, history and import jobs of earlier runs of this bench."""
+    from customers.models import Customer, ImportJob, SourceIdentifier
+
+    started = time.perf_counter()
+    jobs = ImportJob.objects.filter(source__in=(SOURCE, XLSX_SOURCE))
+    reasons = [job.history_reason for job in jobs.only("pk", "original_name")]
+    reasons.append(IMPORT_EXPORT_REASON)
+    sources = SourceIdentifier.objects.filter(source__in=(SOURCE, XLSX_SOURCE)).values(
+        "customer_id"
+    )
+    leftovers = Customer.history.filter(history_change_reason=IMPORT_EXPORT_REASON).values("id")
+    with transaction.atomic(), connection.cursor() as cur:
+        deleted = 0
+        for query in (sources, leftovers):
+            ids_sql, params = query.query.sql_with_params()
+            deleted += _customers_delete(cur, ids_sql=ids_sql, params=list(params))
+        _history_delete(cur, reasons)
+        jobs.delete()
+    if deleted:
+        log(f"deleted {deleted:,} customers of earlier runs in {_since(started)}s")
+
+
+# -- the measurements ---------------------------------------------------------------
+
+
+def _copy_floor(path: Path, *, rows: int, log: Log) -> dict[str, Any]:
+    columns = ", ".join(f"{name} text" for name in COLUMNS)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE bench_import_copy ({columns}) ON COMMIT DROP")
+        started = time.perf_counter()
+        with (
+            cur.copy("COPY bench_import_copy FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as handle,
+        ):
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        seconds = time.perf_counter() - started
+        cur.execute("SELECT count(*) FROM bench_import_copy")
+        copied = cur.fetchone()[0]
+    if copied != rows:
+        raise CommandError(f"COPY loaded {copied} rows, not {rows}.")
+    figures = {"copy_seconds": round(seconds, 3), "copy_rows_per_s": round(rows / seconds)}
+    log(f"COPY floor: {figures['copy_rows_per_s']:,} rows/s ({figures['copy_seconds']}s)")
+    return figures
+
+
+def _import_export(rows: list[list[str]], *, log: Log) -> dict[str, Any]:
+    """django-import-export creating `rows` as customers, one save (and one history
+    row) each; then its customers and history are deleted."""
+    import tablib
+    from import_export import resources
+
+    from customers.models import Customer
+
+    class CustomerResource(resources.ModelResource):
+        class Meta:
+            model = Customer
+            fields = ("kind", "first_name", "last_name", "date_of_birth", "country")
+            import_id_fields = ()
+
+        def get_instance(self, instance_loader, row):
+            return None  # create only
+
+        def before_save_instance(self, instance, row, **kwargs):
+            instance.refresh_names()
+            instance._change_reason = IMPORT_EXPORT_REASON
+
+    dataset = tablib.Dataset(*[tuple(cells) for cells in rows], headers=list(COLUMNS))
+    started = time.perf_counter()
+    try:
+        result = CustomerResource().import_data(dataset, dry_run=False, raise_errors=True)
+        seconds = time.perf_counter() - started
+        created = result.totals.get("new", 0)
+    finally:
+        with transaction.atomic(), connection.cursor() as cur:
+            ids_sql, params = (
+                Customer.history.filter(history_change_reason=IMPORT_EXPORT_REASON)
+                .values("id")
+                .query.sql_with_params()
+            )
+            _customers_delete(cur, ids_sql=ids_sql, params=list(params))
+            _history_delete(cur, [IMPORT_EXPORT_REASON])
+    if created != len(rows):
+        raise CommandError(f"django-import-export created {created} of {len(rows)} rows.")
+    figures = {
+        "import_export_rows": len(rows),
+        "import_export_seconds": round(seconds, 2),
+        "import_export_rows_per_s": round(len(rows) / seconds, 1),
+    }
+    log(
+        f"django-import-export: {figures['import_export_rows_per_s']:,} rows/s "
+        f"({len(rows):,} rows in {figures['import_export_seconds']}s)"
+    )
+    return figures
+
+
+def _pipeline(path: Path, *, source: str) -> tuple[dict, float]:
+    """The pipeline run to completion as `import_customers` runs it: (summary, seconds)."""
+    from cim.audit import system_actor
+    from customers.imports import pipeline
+    from customers.imports.services import import_job_create, import_job_run
+    from customers.models import ImportJob
+
+    started = time.perf_counter()
+    job = import_job_create(actor=system_actor(), source=source, original_name=path.name, path=path)
+    pipeline.Importer(job, dry_run=True).check_file()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    summary = import_job_run(job_id=job.pk)
+    seconds = time.perf_counter() - started
+    job.refresh_from_db()
+    if summary is None or job.status != ImportJob.Status.COMPLETED:
+        raise CommandError(f"The import of {path.name} ended {job.status}: {job.error_message}")
+    return summary, seconds
+
+
+def _xlsx(
+    folder: Path, *, generator: _Generator, rows: int, full: bool, log: Log
+) -> dict[str, Any]:
+    from openpyxl import Workbook
+
+    from customers.imports.reading import open_sheet
+
+    path = folder / "bench-xlsx.xlsx"
+    started = time.perf_counter()
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("customers")
+    sheet.append(COLUMNS)
+    for cells, _ in generator.rows(rows, prefix="BX"):
+        sheet.append(cells)
+    workbook.save(path)
+    figures: dict[str, Any] = {"xlsx_rows": rows, "xlsx_write_s": _since(started)}
+
+    started = time.perf_counter()
+    _, reader = open_sheet(path)
+    read = sum(1 for _ in reader)
+    seconds = time.perf_counter() - started
+    if read != rows:
+        raise CommandError(f"The XLSX reader gave {read} rows, not {rows}.")
+    figures |= {
+        "xlsx_read_seconds": round(seconds, 2),
+        "xlsx_read_rows_per_s": round(rows / seconds),
+    }
+    log(f"XLSX read: {figures['xlsx_read_rows_per_s']:,} rows/s ({figures['xlsx_read_seconds']}s)")
+    if full:
+        summary, seconds = _pipeline(path, source=XLSX_SOURCE)
+        figures |= {
+            "xlsx_seconds": round(seconds, 2),
+            "xlsx_rows_per_s": round(rows / seconds),
+            "xlsx_created": summary["created"],
+            "xlsx_rejected": summary["errors"],
+        }
+        log(
+            f"XLSX pipeline: {figures['xlsx_rows_per_s']:,} rows/s ({figures['xlsx_seconds']}s), "
+            f"created {summary['created']:,}"
+        )
+    return figures
+
+
+def _targets_missed(figures: dict[str, Any]) -> list[str]:
+    missed = []
+    if figures["rows_per_s"] < TARGET_ROWS_PER_S:
+        missed.append(f"rows_per_s < {TARGET_ROWS_PER_S}")
+    if figures["reimport_rows_per_s"] < TARGET_REIMPORT_ROWS_PER_S:
+        missed.append(f"reimport_rows_per_s < {TARGET_REIMPORT_ROWS_PER_S}")
+    if figures["reimport_created"] or figures["reimport_updated"]:
+        missed.append("re-import created or updated rows")
+    if figures["ratio_vs_import_export"] < TARGET_RATIO_VS_IMPORT_EXPORT:
+        missed.append(f"ratio_vs_import_export < {TARGET_RATIO_VS_IMPORT_EXPORT}")
+    xlsx_key = "xlsx_rows_per_s" if "xlsx_rows_per_s" in figures else "xlsx_read_rows_per_s"
+    if figures[xlsx_key] < TARGET_XLSX_ROWS_PER_S:
+        missed.append(f"{xlsx_key} < {TARGET_XLSX_ROWS_PER_S}")
+    if figures["peak_mb"] >= TARGET_PEAK_MB:
+        missed.append(f"peak_mb >= {TARGET_PEAK_MB}")
+    return missed

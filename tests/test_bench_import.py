@@ -1,0 +1,77 @@
+"""`manage.py bench import` end to end at a tiny size: it generates, imports, re-imports
+and reports every figure, and cleans up after django-import-export."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from customers.models import Customer, SourceIdentifier
+
+IMPORT_KEYS = {
+    "rows",
+    "rows_per_s",
+    "seconds",
+    "reimport_rows_per_s",
+    "reimport_seconds",
+    "copy_rows_per_s",
+    "copy_seconds",
+    "import_export_rows_per_s",
+    "import_export_seconds",
+    "ratio_vs_import_export",
+    "peak_mb",
+    "xlsx_read_rows_per_s",
+    "xlsx_rows_per_s",
+    "created",
+    "rejected",
+    "reimport_created",
+    "reimport_updated",
+    "targets_missed",
+}
+
+
+def bench_import() -> dict:
+    out = StringIO()
+    call_command(
+        "bench",
+        "import",
+        "--rows",
+        "500",
+        "--sample",
+        "50",
+        "--xlsx-rows",
+        "200",
+        stdout=out,
+        stderr=StringIO(),
+    )
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+# The pipeline commits chunk by chunk, so the test database is emptied
+# afterwards and the migrations' groups restored.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_bench_import_measures_reimports_nothing_and_reports_every_figure():
+    if connection.vendor != "postgresql":
+        pytest.skip("bench import runs on PostgreSQL only; set DATABASE_URL=postgres://...")
+
+    figures = bench_import()
+
+    assert figures.keys() >= IMPORT_KEYS
+    assert figures["rows"] == 500
+    assert figures["reimport_created"] == 0
+    assert figures["reimport_updated"] == 0
+    assert figures["created"] + figures["rejected"] == 500
+    assert figures["rejected"] == figures["invalid_rows"] > 0
+    assert isinstance(figures["targets_missed"], list)
+    # django-import-export's customers and their history are gone again.
+    assert Customer.objects.count() == figures["created"] + figures["xlsx_created"]
+    assert not Customer.history.filter(history_change_reason__contains="import-export").exists()
+
+    again = bench_import()
+
+    # The second run deletes the first run's customers before importing afresh.
+    assert again["created"] == figures["created"]
+    assert SourceIdentifier.objects.filter(source="bench-import").count() == again["created"]
+    assert again["reimport_created"] == again["reimport_updated"] == 0
