@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "customers",
     "compliance",
     "communications",
+    "segments",
 ]
 
 MIDDLEWARE = [
@@ -203,6 +204,8 @@ CELERY_TASK_ROUTES = {
     "customers.tasks.scan_*": {"queue": "scans"},
     "compliance.tasks.screening_*": {"queue": "scans"},
     "communications.tasks.*": {"queue": "sends"},
+    # Recomputing segments and the quality snapshot are whole-table scans.
+    "segments.tasks.*": {"queue": "scans"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "1800"))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "1900"))
@@ -229,6 +232,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.screening_nightly",
         "schedule": crontab(hour=3, minute=0),
     },
+    # Nightly: value segments (ABC tiers, RFM) from the day's purchases.
+    "segments-nightly": {
+        "task": "segments.tasks.segments_recompute_nightly",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    # Hourly: the data-quality snapshot, one row a day (a later run replaces the
+    # day's figures): the trend's daily point and the quality page's figures.
+    "quality-snapshot": {
+        "task": "segments.tasks.quality_snapshot_daily",
+        "schedule": crontab(minute=5),
+    },
+    # Messages deferred by quiet hours go out once the hours are over.
+    "messages-send-due": {
+        "task": "communications.tasks.messages_send_due",
+        "schedule": 300.0,
+    },
 }
 
 # Customer data defaults.
@@ -253,6 +272,11 @@ CIM_KYC_REVIEW_LEAD_DAYS = int(os.environ.get("CIM_KYC_REVIEW_LEAD_DAYS", "30"))
 CIM_KYC_DOCUMENT_MAX_MB = int(os.environ.get("CIM_KYC_DOCUMENT_MAX_MB", "10"))
 CIM_WATCHLIST_MAX_MB = int(os.environ.get("CIM_WATCHLIST_MAX_MB", "20"))
 CIM_SCREENING_THRESHOLD = float(os.environ.get("CIM_SCREENING_THRESHOLD", "86"))
+# The quality page shows the hourly snapshot's figures while they are this
+# recent (and the viewer sees exactly the customers it counted), else live ones.
+CIM_QUALITY_SNAPSHOT_MAX_AGE_MINUTES = int(
+    os.environ.get("CIM_QUALITY_SNAPSHOT_MAX_AGE_MINUTES", "90")
+)
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
@@ -306,3 +330,23 @@ LOGGING = {
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+
+# Communications: sender identity, the company details templates may use, the
+# SMS backend, the base of absolute links in messages, and the delivery
+# webhook's shared secret (empty refuses every webhook call).
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "CIM <no-reply@example.com>")
+CIM_COMPANY = {
+    "name": os.environ.get("CIM_COMPANY_NAME", "Example Ltd"),
+    "email": os.environ.get("CIM_COMPANY_EMAIL", "support@example.com"),
+    "phone": os.environ.get("CIM_COMPANY_PHONE", ""),
+    "address": os.environ.get("CIM_COMPANY_ADDRESS", ""),
+    "website": os.environ.get("CIM_COMPANY_WEBSITE", ""),
+}
+CIM_SMS_BACKEND = os.environ.get(
+    "CIM_SMS_BACKEND",
+    "communications.sms.FileBackend" if DEBUG else "communications.sms.ConsoleBackend",
+)
+CIM_SMS_FILE_PATH = Path(os.environ.get("CIM_SMS_FILE_PATH", VAR_DIR / "sms"))
+CIM_BASE_URL = os.environ.get("CIM_BASE_URL", "http://localhost:8000")
+CIM_WEBHOOK_SECRET = os.environ.get("CIM_WEBHOOK_SECRET", "")
+CIM_WEBHOOK_TOLERANCE_SECONDS = int(os.environ.get("CIM_WEBHOOK_TOLERANCE_SECONDS", "300"))

@@ -10,5 +10,8 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("imports/", include("customers.imports.urls")),
     path("compliance/", include("compliance.urls")),
+    path("communications/", include("communications.urls")),
+    path("segments/", include("segments.urls")),
+    path("quality/", include("segments.quality_urls")),
     path("admin/", admin.site.urls),
 ]

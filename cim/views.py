@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from customers.selectors import customers_visible_to
+from segments.selectors import dashboard_panels
 
 from . import health
 
@@ -21,11 +21,4 @@ def healthz(request):
 
 
 def dashboard(request):
-    visible = customers_visible_to(request.user)
-    context = {
-        "customer_count": visible.count(),
-        "recent_customers": visible.order_by("-updated_at", "-id").only(
-            "id", "display_name", "kind", "updated_at", "restricted"
-        )[:10],
-    }
-    return render(request, "dashboard.html", context)
+    return render(request, "dashboard.html", dashboard_panels(user=request.user))

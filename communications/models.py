@@ -1,2 +1,180 @@
-# Consents, preferences, templates, messages and invoices arrive with the
-# communications issue.
+"""Consents, preferences, templates and messages.
+
+The consent ledger is append-only: a change of mind is a new ConsentEntry,
+and the current state per (customer, channel, purpose) is the latest entry
+(communications.selectors.consent_state). Nothing here overwrites a consent.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from customers.models import Customer
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PHONE = "phone", "Phone"
+    POST = "post", "Post"
+
+
+# The channels the system itself can send through (phone and post are
+# consented to here but carried out by people).
+SENDABLE_CHANNELS = (Channel.EMAIL, Channel.SMS)
+
+
+class Purpose(models.TextChoices):
+    SERVICE = "service", "Service"
+    BILLING = "billing", "Billing"
+    MARKETING = "marketing", "Marketing"
+
+
+# Transactional purposes follow their own consent and are never capped.
+TRANSACTIONAL_PURPOSES = (Purpose.SERVICE, Purpose.BILLING)
+
+
+class ConsentEntry(models.Model):
+    """One grant or withdrawal, as captured. Never updated or deleted by the app."""
+
+    class Source(models.TextChoices):
+        WEB_FORM = "web_form", "Web form"
+        CALL = "call", "Call"
+        IMPORT = "import", "Import"
+        UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    granted = models.BooleanField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    captured_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    evidence = models.TextField(blank=True, help_text="What shows the customer said so.")
+    reason = models.CharField(max_length=255, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        verbose_name_plural = "consent entries"
+        indexes = [
+            models.Index(
+                fields=["customer", "channel", "purpose", "-recorded_at", "-id"],
+                name="consent_ledger_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        verb = "granted" if self.granted else "withdrew"
+        return f"{self.customer_id} {verb} {self.channel}/{self.purpose}"
+
+
+class Preference(models.Model):
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="communication_preference"
+    )
+    preferred_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, blank=True)
+    quiet_start = models.TimeField(null=True, blank=True, help_text="Local time, e.g. 21:00")
+    quiet_end = models.TimeField(null=True, blank=True, help_text="Local time, e.g. 08:00")
+    marketing_cap_per_week = models.PositiveIntegerField(
+        null=True, blank=True, help_text="At most this many marketing messages in 7 days."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    def __str__(self) -> str:
+        return f"Preferences of customer #{self.customer_id}"
+
+
+class MessageTemplate(models.Model):
+    name = models.SlugField(max_length=80)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField()
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["name", "channel", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "channel", "language"], name="template_once_per_channel_language"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_channel_display()}, {self.language})"
+
+
+class Message(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        BOUNCED = "bounced", "Bounced"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    recipient = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status_reason = models.CharField(max_length=255, blank=True)
+    # Per customer and send: queuing the same send twice finds the first message.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    send_after = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-created_at", "-id"], name="message_timeline_idx"),
+            models.Index(fields=["status", "send_after"], name="message_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} message #{self.pk} to {self.customer_id}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("communications:message_detail", args=[self.pk])
+
+
+class WebhookReceipt(models.Model):
+    """Signatures already accepted: a replayed call carries one of them."""
+
+    signature = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.signature[:12]

@@ -76,40 +76,72 @@ _DECIDE_KYC = _READ_COMPLIANCE | {
     "compliance.resolve_screeninghit",
 }
 
+# Communications: everyone reads consents, preferences, messages and templates;
+# Support Reps record consent changes, set preferences and send; Administrators
+# write the templates.
+_READ_COMMUNICATIONS = frozenset(
+    {
+        "communications.view_consententry",
+        "communications.view_preference",
+        "communications.view_message",
+        "communications.view_messagetemplate",
+    }
+)
+_CONTACT_CUSTOMERS = frozenset(
+    {
+        "communications.add_consententry",
+        "communications.add_preference",
+        "communications.change_preference",
+        "communications.add_message",
+    }
+)
+_WRITE_TEMPLATES = frozenset(
+    {"communications.add_messagetemplate", "communications.change_messagetemplate"}
+)
+
 # What each role may do, as "app_label.codename". The data migrations that
 # create and extend the groups are checked against this by the test suite.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    STAFF: _BROWSE | _PREPARE_KYC,
+    STAFF: _BROWSE | _PREPARE_KYC | _READ_COMMUNICATIONS,
     SUPPORT_REP: _BROWSE
     | _PREPARE_KYC
+    | _READ_COMMUNICATIONS
+    | _CONTACT_CUSTOMERS
     | _CORRECT_CONTACT_POINTS
     | {"customers.add_interaction", "customers.add_customer", "customers.change_customer"},
     DATA_STEWARD: _BROWSE
     | _PREPARE_KYC
+    | _READ_COMMUNICATIONS
     | _CORRECT_CONTACT_POINTS
     | {
         "customers.change_customer",
         "customers.merge_customer",
         "customers.change_sourceidentifier",
+        "segments.recompute_segments",
         "customers.delete_emailaddress",
         "customers.delete_phonenumber",
         "customers.delete_postaladdress",
     },
     COMPLIANCE_OFFICER: _BROWSE
     | _PREPARE_KYC
+    | _READ_COMMUNICATIONS
     | _DECIDE_KYC
     | {"customers.view_sensitive_identifiers"},
     AUDITOR: _BROWSE
     | _READ_COMPLIANCE
+    | _READ_COMMUNICATIONS
     | {"customers.view_sensitive_identifiers", "auth.view_user", "auth.view_group"},
     # Administrators may look at KYC cases but never prepare, decide or see documents.
     ADMINISTRATOR: _BROWSE
+    | _READ_COMMUNICATIONS
+    | _WRITE_TEMPLATES
     | {"compliance.view_kyccase", "compliance.view_kyccheck", "compliance.view_countryrisk"}
     | {
         "customers.add_customer",
         "customers.change_customer",
         "customers.import_customers",
         "customers.manage_customer_access",
+        "segments.recompute_segments",
         "customers.add_sourceidentifier",
         "customers.change_sourceidentifier",
         "auth.add_user",

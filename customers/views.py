@@ -6,6 +6,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from segments.selectors import segment_of
+
 from . import selectors, services, timeline
 from .access import customer_for_user
 from .forms import CONTACT_POINT_FORMS, AsOfForm, CustomerForm, InteractionForm
@@ -35,6 +37,7 @@ def customer_detail(request, pk: int):
         "timeline": timeline.customer_timeline(customer=customer),
         "timeline_categories": timeline.CATEGORIES,
         **selectors.customer_profile(customer=customer, user=request.user),
+        "segment": segment_of(customer=customer),
     }
     return render(request, "customers/detail.html", context)
 

@@ -21,9 +21,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from guardian.shortcuts import assign_perm
 
 from cim.audit import system_actor
+from communications import services as comms_services
+from communications.models import Message
 from compliance import roles, screening, services
 from compliance.models import ScreeningHit, WatchListEntry
 from customers.models import ImportJob
+from segments.models import SegmentRun
 from tests import factories
 from tests.compliance.kyc import PDF, make_ready, open_case, submitted_case
 from tests.conftest import make_persona
@@ -120,6 +123,21 @@ URLS: list[Url] = [
     Url("imports/<int:pk>/resume/", "/imports/{job}/resume/", everyone(405)),
     Url("imports/<int:pk>/revert/", "/imports/{job}/revert/", everyone(405)),
     Url("imports/<int:pk>/issues.csv", "/imports/{job}/issues.csv", only({"admin": 200})),
+    # Segments and data quality.
+    Url("segments/", "/segments/", everyone(200)),
+    Url("segments/customers/", "/segments/customers/?tier=A", everyone(200)),
+    Url("segments/recompute/", "/segments/recompute/", everyone(405)),
+    Url(
+        "segments/recompute/",
+        "/segments/recompute/",
+        only({"steward": 302, "admin": 302}),
+        method="post",
+        data={"window_days": "365"},
+    ),
+    Url("segments/runs/<int:pk>/", "/segments/runs/{segment_run}/", everyone(200)),
+    Url("quality/", "/quality/", everyone(200)),
+    Url("quality/customers/", "/quality/customers/?gap=email_missing", everyone(200)),
+    Url("quality/customers/", "/quality/customers/?gap=nonsense", everyone(404)),
     # Compliance: pages.
     Url("compliance/", "/compliance/", only(READ_COMPLIANCE)),
     Url("compliance/kyc/", "/compliance/kyc/", everyone(200)),
@@ -281,6 +299,148 @@ URLS: list[Url] = [
     ),
 ]
 
+SUPPORT_ONLY = {"support": 302}
+URLS += [
+    # Communications: pages.
+    Url("communications/", "/communications/", everyone(200)),
+    Url("communications/messages/<int:pk>/", "/communications/messages/{message}/", everyone(200)),
+    Url(
+        "communications/messages/<int:pk>/",
+        "/communications/messages/{hidden_message}/",
+        everyone(404),
+    ),
+    Url("communications/templates/", "/communications/templates/", everyone(200)),
+    Url("communications/templates/new/", "/communications/templates/new/", only({"admin": 200})),
+    Url(
+        "communications/templates/<int:pk>/",
+        "/communications/templates/{template}/",
+        everyone(200),
+    ),
+    Url(
+        "communications/templates/<int:pk>/preview/",
+        "/communications/templates/{template}/preview/?customer={customer}",
+        everyone(200),
+    ),
+    Url(
+        "communications/templates/<int:pk>/preview/",
+        "/communications/templates/{template}/preview/?customer={hidden}",
+        everyone(404),
+    ),
+    Url(
+        "communications/customers/<int:pk>/consents/",
+        "/communications/customers/{customer}/consents/",
+        everyone(200),
+    ),
+    Url(
+        "communications/customers/<int:pk>/consents/",
+        "/communications/customers/{hidden}/consents/",
+        everyone(404),
+    ),
+    Url(
+        "communications/customers/<int:pk>/preferences/",
+        "/communications/customers/{customer}/preferences/",
+        everyone(200),
+    ),
+    Url(
+        "communications/customers/<int:pk>/send/",
+        "/communications/customers/{customer}/send/",
+        only({"support": 200}),
+    ),
+    Url(
+        "communications/customers/<int:pk>/send/",
+        "/communications/customers/{hidden}/send/",
+        everyone(404),
+    ),
+    Url(
+        "communications/webhooks/delivery/",
+        "/communications/webhooks/delivery/",
+        everyone(405, anon=405),
+    ),
+    Url(
+        "communications/unsubscribe/<str:token>/",
+        "/communications/unsubscribe/{token}/",
+        everyone(200, anon=200),
+    ),
+    # Communications: every action, as a crafted POST.
+    Url(
+        "communications/templates/new/",
+        "/communications/templates/new/",
+        only({"admin": 302}),
+        method="post",
+        data={
+            "name": "matrix",
+            "channel": "email",
+            "language": "en",
+            "purpose": "service",
+            "subject": "s",
+            "body": "b",
+        },
+    ),
+    Url(
+        "communications/templates/<int:pk>/",
+        "/communications/templates/{template}/",
+        only({"admin": 302}),
+        method="post",
+        data={
+            "name": "matrix",
+            "channel": "email",
+            "language": "en",
+            "purpose": "service",
+            "subject": "s",
+            "body": "b",
+        },
+    ),
+    Url(
+        "communications/customers/<int:pk>/consents/",
+        "/communications/customers/{customer}/consents/",
+        only(SUPPORT_ONLY),
+        method="post",
+        data={
+            "channel": "email",
+            "purpose": "marketing",
+            "granted": "1",
+            "source": "call",
+            "reason": "matrix",
+        },
+    ),
+    Url(
+        "communications/customers/<int:pk>/preferences/",
+        "/communications/customers/{customer}/preferences/",
+        only(SUPPORT_ONLY),
+        method="post",
+        data={"preferred_channel": "email", "language": "en", "reason": "matrix"},
+    ),
+    Url(
+        "communications/customers/<int:pk>/send/",
+        "/communications/customers/{customer}/send/",
+        only(SUPPORT_ONLY),
+        method="post",
+        data={"channel": "email", "purpose": "service", "body": "matrix", "send_token": "m"},
+    ),
+    Url(
+        "communications/customers/<int:pk>/send/",
+        "/communications/customers/{hidden}/send/",
+        everyone(404),
+        method="post",
+        data={"channel": "email", "purpose": "service", "body": "matrix", "send_token": "m"},
+    ),
+    # Signed endpoints: an unsigned webhook call is refused for everyone, and the
+    # unsubscribe link works without login.
+    Url(
+        "communications/webhooks/delivery/",
+        "/communications/webhooks/delivery/",
+        everyone(401, anon=401),
+        method="post",
+        data={"message_id": "x", "event": "delivered"},
+    ),
+    Url(
+        "communications/unsubscribe/<str:token>/",
+        "/communications/unsubscribe/{token}/",
+        everyone(200, anon=200),
+        method="post",
+    ),
+]
+
 WATCHLIST_CSV = (
     b"name,aliases,date_of_birth,country,list_name,reference\n"
     b"Matrix Person,,1970-01-01,GB,Matrix list,M-1\n"
@@ -306,7 +466,41 @@ def build_world() -> dict:
     job = ImportJob.objects.create(
         source="crm", original_name="crm.csv", stored_path="imports/crm.csv", created_by=admin_user
     )
+    sender = make_persona("sender", (roles.SUPPORT_REP,))
+    template = comms_services.template_save(
+        actor=admin_user,
+        reason="matrix",
+        name="welcome",
+        channel="email",
+        language="en",
+        purpose="service",
+        subject="Hello {{ customer.first_name }}",
+        body="Welcome",
+    )
+    message = comms_services.message_queue(
+        actor=sender,
+        customer=customer,
+        channel="email",
+        purpose="service",
+        idempotency_key="matrix-1",
+        subject="s",
+        body="b",
+    )
+    hidden_message = comms_services.message_queue(
+        actor=sender,
+        customer=customer,
+        channel="email",
+        purpose="service",
+        idempotency_key="matrix-2",
+        subject="s",
+        body="b",
+    )
+    Message.objects.filter(pk=hidden_message.pk).update(customer=hidden)
     return {
+        "message": message.pk,
+        "hidden_message": hidden_message.pk,
+        "template": template.pk,
+        "token": comms_services.unsubscribe_token(message=message),
         "customer": customer.pk,
         "hidden": hidden.pk,
         "fresh": factories.PersonFactory().pk,
@@ -318,6 +512,9 @@ def build_world() -> dict:
         "hidden_document": hidden_case.documents.get().pk,
         "hit": ScreeningHit.objects.get(customer=listed).pk,
         "job": job.pk,
+        "segment_run": SegmentRun.objects.create(
+            window_days=365, requested_by=admin_user, status=SegmentRun.Status.COMPLETED
+        ).pk,
     }
 
 
@@ -343,6 +540,7 @@ def _outcome(response) -> object:
 @pytest.mark.parametrize("role", ROLES)
 def test_every_url_answers_every_role_as_expected(role, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CIM_WEBHOOK_SECRET = "matrix-secret"  # so an unsigned call is "unsigned", not "off"
     world = build_world()
     client = Client()
     if role != "anon":

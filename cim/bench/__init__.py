@@ -18,6 +18,7 @@ from .common import Log
 BENCHES: dict[str, str] = {
     "pages": "cim.bench.pages",
     "import": "cim.bench.imports",
+    "segments": "cim.bench.segments",
 }
 
 

@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from cim.charts import bar_chart
 from compliance import selectors, services
-from compliance.charts import bar_chart
 from compliance.forms import CountryRiskForm, CountryRiskRemoveForm
 from compliance.models import CountryRisk, KycCase
 from compliance.services import Refusal

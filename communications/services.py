@@ -1,0 +1,706 @@
+"""Every write to consents, preferences, templates and messages.
+
+Guarantees:
+- The consent ledger is only appended to; a withdrawal is a new entry.
+- Permission checks are here (a crafted POST is refused with 403 and writes
+  nothing); every write stamps the history user and reason.
+- A message is sent at most once: queuing is idempotent on its key, and the
+  send task claims the message (queued -> sending) before it touches a
+  backend, so a redelivered or retried task finds nothing to do.
+- At send time the consent for the message's own channel and purpose decides
+  (marketing's consent never governs service or billing), then the marketing
+  frequency cap, the contact point's validity and the quiet hours.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from simple_history.utils import bulk_create_with_history
+
+from cim.audit import is_system_actor, stamp, system_actor, system_reason
+from customers.models import Customer, EmailAddress, PhoneNumber, SourceIdentifier
+from customers.selectors import customers_visible_to
+
+from . import rendering, selectors, sms
+from .models import (
+    SENDABLE_CHANNELS,
+    Channel,
+    ConsentEntry,
+    Message,
+    MessageTemplate,
+    Preference,
+    Purpose,
+    WebhookReceipt,
+)
+
+# Messages people see. Tests assert them, so change them here only.
+CANNOT_RECORD_CONSENT = "Your role cannot record consent changes."
+CANNOT_SET_PREFERENCES = "Your role cannot change communication preferences."
+CANNOT_SEND = "Your role cannot send messages to customers."
+CANNOT_EDIT_TEMPLATES = "Your role cannot write message templates."
+NOT_VISIBLE = "This customer is not visible to you."
+REASON_REQUIRED = "Give the reason for this change."
+CHANNEL_NOT_SENDABLE = "{channel} messages cannot be sent by the system."
+TEMPLATE_CHANNEL_MISMATCH = "This template is for {channel}, not {wanted}."
+NOTHING_TO_SEND = "Choose a template or write a message."
+
+NO_CONSENT = "No consent for {purpose} messages by {channel}."
+CONSENT_WITHDRAWN = (
+    "Consent for {purpose} messages by {channel} was withdrawn on {when} ({source})."
+)
+CAP_REACHED = "Marketing frequency cap reached: {count} of {cap} in the last 7 days."
+NO_CONTACT_POINT = "No {kind} on file."
+CONTACT_POINT_INVALID = "The {kind} {value} is invalid: {reason}."
+DEFERRED_QUIET_HOURS = "Deferred: quiet hours until {until:%H:%M}."
+BACKEND_FAILED = "The {channel} backend refused the message: {error}"
+
+UNSUBSCRIBE_SALT = "communications.unsubscribe"
+
+
+def _require(actor: AbstractBaseUser, perm: str, message: str) -> None:
+    if not actor.has_perm(perm):
+        raise PermissionDenied(message)
+
+
+def _require_visible(actor: AbstractBaseUser, customer: Customer) -> None:
+    if not customers_visible_to(actor).filter(pk=customer.pk).exists():
+        raise PermissionDenied(NOT_VISIBLE)
+
+
+# Consent ledger ------------------------------------------------------------
+
+
+@transaction.atomic
+def consent_record(
+    *,
+    actor: AbstractBaseUser,
+    customer: Customer,
+    channel: str,
+    purpose: str,
+    granted: bool,
+    source: str,
+    reason: str,
+    evidence: str = "",
+) -> ConsentEntry:
+    """Append a grant or withdrawal to the ledger; the current state follows from it."""
+    _require(actor, "communications.add_consententry", CANNOT_RECORD_CONSENT)
+    _require_visible(actor, customer)
+    if not reason.strip():
+        raise ValidationError({"reason": REASON_REQUIRED})
+    return _consent_append(
+        customer=customer,
+        channel=channel,
+        purpose=purpose,
+        granted=granted,
+        source=source,
+        captured_by=actor,
+        evidence=evidence,
+        reason=reason,
+        history_user=actor,
+    )
+
+
+def _consent_append(*, customer, history_user, **fields) -> ConsentEntry:
+    entry = ConsentEntry(customer=customer, **fields)
+    entry.full_clean()
+    stamp(entry, actor=history_user, reason=fields["reason"][:100]).save()
+    return entry
+
+
+def unsubscribe_token(*, message: Message) -> str:
+    return signing.dumps(
+        {
+            "c": message.customer_id,
+            "ch": message.channel,
+            "p": message.purpose,
+            "m": str(message.public_id),
+        },
+        salt=UNSUBSCRIBE_SALT,
+        compress=True,
+    )
+
+
+def unsubscribe_read(token: str) -> dict | None:
+    """The token's claims, or None when it was not made by us."""
+    try:
+        claims = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except signing.BadSignature:
+        return None
+    if claims.get("ch") not in Channel.values or claims.get("p") not in Purpose.values:
+        return None
+    return claims
+
+
+@transaction.atomic
+def unsubscribe_apply(*, claims: dict) -> ConsentEntry | None:
+    """Withdraw consent for the token's channel and purpose (no login: the token is
+    the authority). Using a link twice appends nothing more."""
+    customer = Customer.objects.filter(pk=claims["c"]).first()
+    if customer is None:
+        return None
+    current = selectors.consent_granted(
+        customer_id=customer.pk, channel=claims["ch"], purpose=claims["p"]
+    )
+    latest = (
+        ConsentEntry.objects.filter(customer=customer, channel=claims["ch"], purpose=claims["p"])
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+    if current is None and latest is not None:
+        return latest
+    return _consent_append(
+        customer=customer,
+        channel=claims["ch"],
+        purpose=claims["p"],
+        granted=False,
+        source=ConsentEntry.Source.UNSUBSCRIBE_LINK,
+        captured_by=None,
+        evidence=f"Unsubscribe link in message {claims.get('m', '')}",
+        reason="unsubscribe link used by the customer",
+        history_user=system_actor(),
+    )
+
+
+# Preferences ---------------------------------------------------------------
+
+PREFERENCE_FIELDS = (
+    "preferred_channel",
+    "language",
+    "quiet_start",
+    "quiet_end",
+    "marketing_cap_per_week",
+)
+
+
+@transaction.atomic
+def preference_set(
+    *, actor: AbstractBaseUser, customer: Customer, reason: str, **fields
+) -> Preference:
+    _require(actor, "communications.change_preference", CANNOT_SET_PREFERENCES)
+    _require_visible(actor, customer)
+    if not reason.strip():
+        raise ValidationError({"reason": REASON_REQUIRED})
+    preference = Preference.objects.filter(customer=customer).first() or Preference(
+        customer=customer
+    )
+    for name in PREFERENCE_FIELDS:
+        if name in fields:
+            setattr(preference, name, fields[name])
+    preference.updated_at = timezone.now()
+    preference.full_clean()
+    stamp(preference, actor=actor, reason=reason[:100]).save()
+    return preference
+
+
+# Templates -----------------------------------------------------------------
+
+TEMPLATE_FIELDS = ("name", "channel", "language", "purpose", "subject", "body", "is_active")
+
+
+def template_check(*, subject: str, body: str) -> None:
+    """Refuse a template that does not render against the documented context."""
+    errors = {}
+    for field, source in (("subject", subject), ("body", body)):
+        try:
+            rendering.render_text(source, rendering.sample_context())
+        except rendering.RenderError as error:
+            errors[field] = str(error)
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def template_save(
+    *, actor: AbstractBaseUser, template: MessageTemplate | None = None, reason: str, **fields
+) -> MessageTemplate:
+    """Create or change a template; every version stays in its history."""
+    perm = "change_messagetemplate" if template else "add_messagetemplate"
+    _require(actor, f"communications.{perm}", CANNOT_EDIT_TEMPLATES)
+    template = template or MessageTemplate()
+    for name in TEMPLATE_FIELDS:
+        if name in fields:
+            setattr(template, name, fields[name])
+    template_check(subject=template.subject, body=template.body)
+    template.updated_at = timezone.now()
+    template.full_clean()
+    stamp(template, actor=actor, reason=(reason or "template saved")[:100]).save()
+    return template
+
+
+def template_preview(*, template: MessageTemplate, customer: Customer) -> tuple[str, str]:
+    """The template rendered for a real customer (no message is created)."""
+    context = rendering.build_context(customer=customer, unsubscribe_url="(unsubscribe link)")
+    return (
+        rendering.render_text(template.subject, context),
+        rendering.render_text(template.body, context),
+    )
+
+
+# Sending -------------------------------------------------------------------
+
+
+def _absolute(path: str) -> str:
+    return settings.CIM_BASE_URL.rstrip("/") + path
+
+
+def message_queue(
+    *,
+    actor: AbstractBaseUser,
+    customer: Customer,
+    channel: str,
+    purpose: str,
+    idempotency_key: str,
+    template: MessageTemplate | None = None,
+    subject: str = "",
+    body: str = "",
+    reason: str = "",
+) -> Message:
+    """Render and queue one message; the send task decides whether it may go.
+
+    Queuing the same idempotency key again returns the first message.
+    """
+    _require(actor, "communications.add_message", CANNOT_SEND)
+    _require_visible(actor, customer)
+    existing = Message.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    if channel not in SENDABLE_CHANNELS:
+        raise ValidationError(
+            {"channel": CHANNEL_NOT_SENDABLE.format(channel=Channel(channel).label)}
+        )
+    if template is not None:
+        if template.channel != channel:
+            raise ValidationError(
+                {
+                    "template": TEMPLATE_CHANNEL_MISMATCH.format(
+                        channel=template.get_channel_display(), wanted=Channel(channel).label
+                    )
+                }
+            )
+        subject, body, purpose = template.subject, template.body, template.purpose
+    if not body.strip():
+        raise ValidationError({"body": NOTHING_TO_SEND})
+    message = Message(
+        customer=customer,
+        template=template,
+        channel=channel,
+        purpose=purpose,
+        idempotency_key=idempotency_key,
+        created_by=actor,
+    )
+    unsubscribe_url = _absolute(
+        reverse("communications:unsubscribe", args=[unsubscribe_token(message=message)])
+    )
+    context = rendering.build_context(customer=customer, unsubscribe_url=unsubscribe_url)
+    try:
+        message.subject = rendering.render_text(subject, context).strip()[:255]
+        message.body = rendering.render_text(body, context)
+    except rendering.RenderError as error:
+        raise ValidationError({"body": str(error)}) from None
+    if unsubscribe_url not in message.body:
+        # Every message carries its way out, whatever the template says.
+        footer = (
+            "Stop these messages: "
+            if channel == Channel.SMS
+            else (
+                f"To stop receiving {Purpose(purpose).label.lower()} messages by "
+                f"{Channel(channel).label.lower()}: "
+            )
+        )
+        message.body = f"{message.body.rstrip()}\n\n{footer}{unsubscribe_url}\n"
+    try:
+        with transaction.atomic():
+            stamp(message, actor=actor, reason=(reason or "message queued")[:100]).save()
+    except IntegrityError:
+        # Two submissions raced on the same key: the first one wins.
+        return Message.objects.get(idempotency_key=idempotency_key)
+    from .tasks import message_send
+
+    transaction.on_commit(lambda: message_send.delay(message.pk))
+    return message
+
+
+def _quiet_until(preference: Preference | None, now: datetime.datetime):
+    if not preference or preference.quiet_start is None or preference.quiet_end is None:
+        return None
+    start, end = preference.quiet_start, preference.quiet_end
+    if start == end:
+        return None
+    local = timezone.localtime(now)
+    t = local.time()
+    quiet = (start <= t < end) if start < end else (t >= start or t < end)
+    if not quiet:
+        return None
+    until = timezone.make_aware(datetime.datetime.combine(local.date(), end), local.tzinfo)
+    if until <= local:
+        until += datetime.timedelta(days=1)
+    return until
+
+
+def _recipient(message: Message) -> tuple[str | None, str]:
+    """(address, "") or (None, the reason it cannot be reached)."""
+    if message.channel == Channel.EMAIL:
+        points, kind, attr = (
+            EmailAddress.objects.filter(customer=message.customer_id),
+            "email address",
+            "email",
+        )
+    else:
+        points, kind, attr = (
+            PhoneNumber.objects.filter(customer=message.customer_id),
+            "phone number",
+            "number",
+        )
+    points = list(points.order_by("-is_primary", "id"))
+    if not points:
+        return None, NO_CONTACT_POINT.format(kind=kind)
+    for point in points:
+        if point.is_valid:
+            return getattr(point, attr), ""
+    first = points[0]
+    return None, CONTACT_POINT_INVALID.format(
+        kind=kind, value=getattr(first, attr), reason=first.invalid_reason or "marked invalid"
+    )
+
+
+def _consent_refusal(message: Message) -> str:
+    labels = {
+        "purpose": Purpose(message.purpose).label.lower(),
+        "channel": Channel(message.channel).label.lower(),
+    }
+    latest = (
+        ConsentEntry.objects.filter(
+            customer_id=message.customer_id, channel=message.channel, purpose=message.purpose
+        )
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
+    if latest is None:
+        return NO_CONSENT.format(**labels)
+    if latest.granted:
+        return ""
+    return CONSENT_WITHDRAWN.format(
+        **labels,
+        when=f"{timezone.localtime(latest.recorded_at):%d %b %Y}",
+        source=latest.get_source_display().lower(),
+    )
+
+
+def _finish(message: Message, status: str, reason: str, job: str, **fields) -> str:
+    message.status, message.status_reason = status, reason[:255]
+    message.status_at = timezone.now()
+    for name, value in fields.items():
+        setattr(message, name, value)
+    stamp(message, actor=system_actor(), reason=system_reason(job)[:100]).save()
+    return status
+
+
+def message_deliver(*, message_id: int, now: datetime.datetime | None = None) -> str:
+    """Claim a queued message and send it, suppress it, fail it or defer it."""
+    now = now or timezone.now()
+    # The claim is a lock, not a state anyone reads: its row is stamped with
+    # history by _finish right after, in every outcome.
+    claimed = (
+        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED)
+        .filter(Q(send_after__isnull=True) | Q(send_after__lte=now))
+        .update(status=Message.Status.SENDING)
+    )
+    if not claimed:
+        return "skipped"
+    message = Message.objects.select_related("customer").get(pk=message_id)
+    job = f"message send #{message.pk}"
+    refusal = _consent_refusal(message)
+    if refusal:
+        return _finish(message, Message.Status.SUPPRESSED, refusal, job)
+    preference = selectors.preference_for(customer=message.customer)
+    if (
+        message.purpose == Purpose.MARKETING
+        and preference
+        and preference.marketing_cap_per_week is not None
+    ):
+        count = selectors.marketing_sent_last_week(customer_id=message.customer_id, now=now)
+        if count >= preference.marketing_cap_per_week:
+            return _finish(
+                message,
+                Message.Status.SUPPRESSED,
+                CAP_REACHED.format(count=count, cap=preference.marketing_cap_per_week),
+                job,
+            )
+    recipient, problem = _recipient(message)
+    if recipient is None:
+        return _finish(message, Message.Status.FAILED, problem, job)
+    until = _quiet_until(preference, now)
+    if until is not None:
+        local_until = timezone.localtime(until)
+        return _finish(
+            message,
+            Message.Status.QUEUED,
+            DEFERRED_QUIET_HOURS.format(until=local_until),
+            job,
+            send_after=until,
+            recipient=recipient,
+        )
+    unsubscribe_url = _absolute(
+        reverse("communications:unsubscribe", args=[unsubscribe_token(message=message)])
+    )
+    try:
+        if message.channel == Channel.EMAIL:
+            EmailMessage(
+                subject=message.subject,
+                body=message.body,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[recipient],
+                headers={
+                    "X-CIM-Message-ID": str(message.public_id),
+                    "List-Unsubscribe": f"<{unsubscribe_url}>",
+                },
+            ).send(fail_silently=False)
+        else:
+            sms.get_backend().send(
+                to=recipient, body=message.body, message_id=str(message.public_id)
+            )
+    except Exception as error:  # any backend failure is the message's outcome, not a crash
+        reason = BACKEND_FAILED.format(channel=message.get_channel_display(), error=error)
+        return _finish(message, Message.Status.FAILED, reason, job, recipient=recipient)
+    return _finish(message, Message.Status.SENT, "", job, recipient=recipient, sent_at=now)
+
+
+def messages_due(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        Message.objects.filter(status=Message.Status.QUEUED, send_after__lte=now)
+        .order_by("send_after", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# Delivery webhook ----------------------------------------------------------
+
+WEBHOOK_UNSIGNED = "Missing signature or timestamp."
+WEBHOOK_NOT_CONFIGURED = "The delivery webhook is not configured."
+WEBHOOK_BAD_SIGNATURE = "Bad signature."
+WEBHOOK_STALE = "Timestamp outside the allowed window."
+WEBHOOK_REPLAYED = "This call was already received."
+WEBHOOK_BAD_BODY = "The body is not a delivery event."
+WEBHOOK_UNKNOWN_MESSAGE = "No such message."
+
+
+class WebhookRefused(Exception):
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def webhook_verify(*, body: bytes, timestamp: str, signature: str, now=None) -> None:
+    """Accept a call only if signed with our secret, recent, and never seen before."""
+    secret = settings.CIM_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookRefused(WEBHOOK_NOT_CONFIGURED, 403)
+    if not timestamp or not signature:
+        raise WebhookRefused(WEBHOOK_UNSIGNED, 401)
+    signature = signature.removeprefix("sha256=")
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    if not hmac.compare_digest(expected, signature):
+        raise WebhookRefused(WEBHOOK_BAD_SIGNATURE, 403)
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise WebhookRefused(WEBHOOK_STALE, 403) from None
+    now = now or timezone.now()
+    if abs(now.timestamp() - sent_at) > settings.CIM_WEBHOOK_TOLERANCE_SECONDS:
+        raise WebhookRefused(WEBHOOK_STALE, 403)
+    try:
+        with transaction.atomic():
+            WebhookReceipt.objects.create(signature=expected)
+    except IntegrityError:
+        raise WebhookRefused(WEBHOOK_REPLAYED, 409) from None
+
+
+_TRANSITIONS = {
+    Message.Status.SENT: {Message.Status.DELIVERED, Message.Status.FAILED, Message.Status.BOUNCED},
+    Message.Status.DELIVERED: {Message.Status.BOUNCED},
+}
+
+
+@transaction.atomic
+def delivery_event_apply(*, body: bytes) -> tuple[Message, bool]:
+    """Apply a verified delivery event: (message, whether its status changed).
+
+    A hard bounce also marks the contact point invalid with the reason.
+    """
+    try:
+        event = json.loads(body)
+        public_id, status = event["message_id"], event["event"]
+    except (ValueError, KeyError, TypeError):
+        raise WebhookRefused(WEBHOOK_BAD_BODY, 400) from None
+    if status not in (Message.Status.DELIVERED, Message.Status.FAILED, Message.Status.BOUNCED):
+        raise WebhookRefused(WEBHOOK_BAD_BODY, 400)
+    try:
+        message = Message.objects.select_for_update().get(public_id=public_id)
+    except (Message.DoesNotExist, ValueError, ValidationError):
+        raise WebhookRefused(WEBHOOK_UNKNOWN_MESSAGE, 404) from None
+    if status not in _TRANSITIONS.get(message.status, set()):
+        return message, False
+    reason = str(event.get("reason") or "")[:200]
+    hard = status == Message.Status.BOUNCED and event.get("bounce", "hard") == "hard"
+    if hard:
+        reason = f"Hard bounce: {reason or 'no reason given'}"
+    _finish(message, status, reason, f"delivery webhook for message #{message.pk}")
+    if hard:
+        _contact_point_invalidate(message, reason)
+    return message, True
+
+
+def _contact_point_invalidate(message: Message, reason: str) -> None:
+    if message.channel == Channel.EMAIL:
+        points = EmailAddress.objects.filter(customer=message.customer_id, email=message.recipient)
+    else:
+        points = PhoneNumber.objects.filter(customer=message.customer_id, number=message.recipient)
+    why = f"{reason} (message #{message.pk})"[:255]
+    for point in points:
+        point.is_valid, point.invalid_reason = False, why
+        stamp(point, actor=system_actor(), reason=system_reason("delivery webhook hard bounce"))
+        point.save(update_fields=["is_valid", "invalid_reason"])
+
+
+# Consent import --------------------------------------------------------------
+
+CANNOT_IMPORT_CONSENTS = "Only administrators import consents."
+IMPORT_COLUMNS = (
+    "source",
+    "external_id",
+    "channel",
+    "purpose",
+    "granted",
+    "recorded_at",
+    "evidence",
+)
+_GRANTED = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "granted": True,
+    "y": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "withdrawn": False,
+    "n": False,
+}
+
+
+def consents_import(*, actor: AbstractBaseUser, rows, name: str, dry_run: bool = False) -> dict:
+    """Append the consents of a CSV (dict rows keyed by IMPORT_COLUMNS) to the ledger.
+
+    Each row names its customer by (source, external_id). A row with any
+    problem is rejected with "row N, column: reason" and nothing of it is
+    written; re-importing the same file appends nothing (an entry identical in
+    customer, channel, purpose, consent and time is already there).
+    """
+    if not is_system_actor(actor) and not actor.has_perm("customers.import_customers"):
+        raise PermissionDenied(CANNOT_IMPORT_CONSENTS)
+    parsed, errors = [], []
+    for number, raw in enumerate(rows, start=2):
+        row = {key.strip().lower(): (value or "").strip() for key, value in raw.items() if key}
+        problems = []
+        channel, purpose = row.get("channel", "").lower(), row.get("purpose", "").lower()
+        if channel not in Channel.values:
+            problems.append(
+                f"row {number}, channel: {channel or '(empty)'} is not one of "
+                f"{', '.join(Channel.values)}"
+            )
+        if purpose not in Purpose.values:
+            problems.append(
+                f"row {number}, purpose: {purpose or '(empty)'} is not one of "
+                f"{', '.join(Purpose.values)}"
+            )
+        granted = _GRANTED.get(row.get("granted", "").lower())
+        if granted is None:
+            problems.append(f"row {number}, granted: use yes or no")
+        recorded_at = timezone.now()
+        if row.get("recorded_at"):
+            value = row["recorded_at"]
+            when = parse_datetime(value)
+            if when is None and parse_date(value):
+                when = datetime.datetime.combine(parse_date(value), datetime.time())
+            if when is None:
+                problems.append(f"row {number}, recorded_at: {value} is not an ISO 8601 date")
+            else:
+                recorded_at = when if timezone.is_aware(when) else timezone.make_aware(when)
+        parsed.append((number, row, channel, purpose, granted, recorded_at))
+        errors += problems
+    keys = {(r["source"].lower(), r["external_id"]) for _, r, *_ in parsed}
+    identifiers = SourceIdentifier.objects.filter(
+        source__in={s for s, _ in keys}, external_id__in={e for _, e in keys}
+    )
+    if not is_system_actor(actor):
+        identifiers = identifiers.filter(customer__in=customers_visible_to(actor).values("pk"))
+    customer_of = {(i.source, i.external_id): i.customer_id for i in identifiers}
+    entries, rejected = [], set()
+    for number, row, channel, purpose, granted, recorded_at in parsed:
+        customer_id = customer_of.get((row.get("source", "").lower(), row.get("external_id", "")))
+        if customer_id is None:
+            errors.append(
+                f"row {number}, external_id: no customer {row.get('source')}:"
+                f"{row.get('external_id')}"
+            )
+        if any(e.startswith(f"row {number},") for e in errors):
+            rejected.add(number)
+            continue
+        entries.append(
+            ConsentEntry(
+                customer_id=customer_id,
+                channel=channel,
+                purpose=purpose,
+                granted=granted,
+                recorded_at=recorded_at,
+                source=ConsentEntry.Source.IMPORT,
+                evidence=row.get("evidence", "") or f"imported from {name}",
+                reason=f"consent import {name}"[:255],
+            )
+        )
+    existing = set(
+        ConsentEntry.objects.filter(
+            customer_id__in={e.customer_id for e in entries}, source=ConsentEntry.Source.IMPORT
+        ).values_list("customer_id", "channel", "purpose", "granted", "recorded_at")
+    )
+    new = [
+        e
+        for e in entries
+        if (e.customer_id, e.channel, e.purpose, e.granted, e.recorded_at) not in existing
+    ]
+    if not dry_run and new:
+        with transaction.atomic():
+            bulk_create_with_history(
+                new,
+                ConsentEntry,
+                batch_size=1000,
+                default_user=actor,
+                default_change_reason=f"consent import {name}"[:100],
+            )
+    return {
+        "rows": len(parsed),
+        "created": len(new),
+        "unchanged": len(entries) - len(new),
+        "errors": len(rejected),
+        "issues": errors,
+        "dry_run": dry_run,
+    }
