@@ -20,6 +20,15 @@ CONTACT_MUST_BE_PERSON = "Only a person can be an organisation's contact."
 CONTACT_OWNER_MUST_BE_ORGANIZATION = "Contacts can only be linked to an organisation."
 
 
+def display_name_for(
+    *, kind: str, first_name: str = "", last_name: str = "", organization_name: str = ""
+) -> str:
+    """The name a customer is listed under; bulk paths call it without an instance."""
+    if kind == "organization":
+        return organization_name.strip()
+    return " ".join(part for part in (first_name.strip(), last_name.strip()) if part)
+
+
 class Customer(models.Model):
     class Kind(models.TextChoices):
         PERSON = "person", "Person"
@@ -87,9 +96,10 @@ class Customer(models.Model):
         return self.kind == self.Kind.ORGANIZATION
 
     def compose_display_name(self) -> str:
-        if self.is_organization:
-            return self.organization_name.strip()
-        return " ".join(part for part in (self.first_name.strip(), self.last_name.strip()) if part)
+        return display_name_for(
+            kind=self.kind, first_name=self.first_name, last_name=self.last_name,
+            organization_name=self.organization_name,
+        )
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}

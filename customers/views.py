@@ -51,13 +51,12 @@ def customer_timeline(request, pk: int):
         categories=request.GET.getlist("type"),
     )
     context = {"customer": customer, "timeline": page, "timeline_categories": timeline.CATEGORIES}
-    template = (
-        "customers/partials/_timeline_items.html"
-        if request.htmx and request.GET.get("before")
-        else "customers/partials/_timeline.html"
-        if request.htmx
-        else "customers/timeline.html"
-    )
+    if not request.htmx:
+        template = "customers/timeline.html"
+    elif request.GET.get("before"):
+        template = "customers/partials/_timeline_items.html"  # "load more": rows only
+    else:
+        template = "customers/partials/_timeline.html"  # a filter change: the whole panel
     return render(request, template, context)
 
 

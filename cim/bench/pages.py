@@ -22,7 +22,6 @@ from __future__ import annotations
 import html
 import random
 import re
-import time
 from argparse import ArgumentParser
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from .common import Log, PageTimer, bench_client, bench_staff_user, ms, percentile, summary
-from .seed import SOURCE, BenchData, bench_data_find, bench_data_state, customer_data_seed
+from .seed import SOURCE, BenchData, bench_data_obtain
 
 HELP = (
     "Customer 360, timeline, search and list timings at scale. Seeds --customers and "
@@ -71,23 +70,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     runs, warmup = options["runs"], options["warmup"]
     if runs < 1 or warmup < 0:
         raise CommandError("--runs must be at least 1 and --warmup 0 or more.")
-    state = bench_data_state()
-    data = bench_data_find() if options["reuse"] and state == "bench" else None
-    seed_s = None
-    if data is None:
-        if options["reuse"] and state == "bench":
-            log("bench data incomplete (designated customers missing): reseeding")
-        started = time.perf_counter()
-        data = customer_data_seed(
-            customers=options["customers"],
-            interactions=options["interactions"],
-            seed=options["seed"],
-            log=log,
-        )
-        seed_s = round(time.perf_counter() - started, 1)
-        log(f"seeded in {seed_s}s")
-    else:
-        log(f"reusing bench data: {data.customers:,} customers, {data.interactions:,} interactions")
+    data, seed_s = bench_data_obtain(options=options, log=log)
     rng = random.Random(options["seed"])
     queries = _search_queries(data=data, count=runs + warmup, rng=rng)
     after_cursors = _list_cursors(data=data, count=runs + warmup, rng=rng)

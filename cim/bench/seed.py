@@ -778,3 +778,28 @@ def _interactions_insert(
 
 def _since(started: float) -> str:
     return f"{time.perf_counter() - started:.1f}s"
+
+
+def bench_data_obtain(*, options: dict, log: Log) -> tuple[BenchData, float | None]:
+    """The bench data to measure and the seconds spent seeding it (None when reused).
+
+    With --reuse, existing bench data is measured as it is; otherwise, or when
+    it is incomplete, the data is seeded afresh at the requested size.
+    """
+    state = bench_data_state()
+    data = bench_data_find() if options["reuse"] and state == "bench" else None
+    if data is not None:
+        log(f"reusing bench data: {data.customers:,} customers, {data.interactions:,} interactions")
+        return data, None
+    if options["reuse"] and state == "bench":
+        log("bench data incomplete (designated customers missing): reseeding")
+    started = time.perf_counter()
+    data = customer_data_seed(
+        customers=options["customers"],
+        interactions=options["interactions"],
+        seed=options["seed"],
+        log=log,
+    )
+    seed_s = round(time.perf_counter() - started, 1)
+    log(f"seeded in {seed_s}s")
+    return data, seed_s

@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from .common import Log, PageTimer, bench_client, bench_staff_user, ms, percentile
-from .seed import bench_data_find, bench_data_state, customer_data_seed
+from .seed import bench_data_obtain
 
 HELP = (
     "Segment recompute time and the /segments/ and /quality/ render times at scale. "
@@ -56,21 +56,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
         raise CommandError("--runs must be at least 1 and --warmup 0 or more.")
     if options["window_days"] < 1:
         raise CommandError("--window-days must be at least 1.")
-    state = bench_data_state()
-    data = bench_data_find() if options["reuse"] and state == "bench" else None
-    seed_s = None
-    if data is None:
-        started = time.perf_counter()
-        data = customer_data_seed(
-            customers=options["customers"],
-            interactions=options["interactions"],
-            seed=options["seed"],
-            log=log,
-        )
-        seed_s = round(time.perf_counter() - started, 1)
-        log(f"seeded in {seed_s}s")
-    else:
-        log(f"reusing bench data: {data.customers:,} customers, {data.interactions:,} interactions")
+    data, seed_s = bench_data_obtain(options=options, log=log)
 
     started = time.perf_counter()
     segmented = services.segments_recompute(

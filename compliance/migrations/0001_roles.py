@@ -4,8 +4,9 @@ The mapping is frozen here, as migrations must be; tests check that the groups
 match compliance.roles.ROLE_PERMISSIONS, so the two cannot drift apart.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from compliance.role_grants import role_permissions_grant
 
 ROLE_PERMISSIONS = {'Staff': ['customers.view_customer',
            'customers.view_emailaddress',
@@ -87,21 +88,7 @@ ROLE_PERMISSIONS = {'Staff': ['customers.view_customer',
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations (post_migrate);
-    # create them now so the groups can be given theirs.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    role_permissions_grant(apps, ROLE_PERMISSIONS)
 
 
 def remove_roles(apps, schema_editor):

@@ -110,18 +110,11 @@ def auto_map(headers: list[str], saved: dict[str, str] | None = None) -> dict[st
     """Map each header to a field ("" = ignored): a saved choice first, then the
     name or a synonym. A field is fed by one column only: the first that claims it."""
     saved = saved or {}
-    mapping: dict[str, str] = {}
-    taken: set[str] = set()
-    for header in headers:
-        field = saved.get(header)
-        if field is None:
-            field = _BY_KEY.get(header_key(header), "")
-        if field not in IMPORT_FIELDS or field in taken:
-            field = ""
-        mapping[header] = field
-        if field:
-            taken.add(field)
-    return mapping
+    requested = {
+        header: saved[header] if header in saved else _BY_KEY.get(header_key(header), "")
+        for header in headers
+    }
+    return clean_mapping(headers, requested)
 
 
 def clean_mapping(headers: list[str], requested: dict[str, str]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from customers.models import (
     PhoneNumber,
     PostalAddress,
     SourceIdentifier,
+    display_name_for,
 )
 from customers.search import customer_tokens, fold, search_index_refresh
 
@@ -78,9 +79,10 @@ CUSTOMER_COLUMNS = (
 
 def compose_display_name(fields: dict) -> str:
     """Customer.compose_display_name for a row, without building a model instance."""
-    if fields["kind"] == Customer.Kind.ORGANIZATION:
-        return fields.get("organization_name", "")
-    return " ".join(p for p in (fields.get("first_name", ""), fields.get("last_name", "")) if p)
+    return display_name_for(
+        **{k: fields[k] for k in ("kind", "first_name", "last_name", "organization_name")
+           if k in fields}
+    )
 
 
 def job_path(job: ImportJob) -> Path:

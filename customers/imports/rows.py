@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 
 from customers import normalization
 from customers.models import Customer
+from customers.services import CUSTOMER_EDITABLE_FIELDS
 
 MISSING_EXTERNAL_ID = "external_id is required to identify the customer."
 DUPLICATE_EXTERNAL_ID = "external_id '{value}' already appeared in row {first}."
@@ -52,17 +53,8 @@ LIMITS = {
     "region": 100,
     "external_id": 100,
 }
-CUSTOMER_FIELDS = (
-    "kind",
-    "first_name",
-    "last_name",
-    "organization_name",
-    "date_of_birth",
-    "country",
-    "preferred_language",
-    "national_id",
-    "tax_id",
-)
+# The customer fields an import row may set: the ones the customer form edits.
+CUSTOMER_FIELDS = CUSTOMER_EDITABLE_FIELDS
 ADDRESS_FIELDS = ("street", "street2", "city", "postcode", "region", "country")
 
 
