@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "compliance",
     "communications",
     "segments",
+    "duplicates",
 ]
 
 MIDDLEWARE = [

@@ -13,5 +13,6 @@ urlpatterns = [
     path("communications/", include("communications.urls")),
     path("segments/", include("segments.urls")),
     path("quality/", include("segments.quality_urls")),
+    path("duplicates/", include("duplicates.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -126,7 +126,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     | _PREPARE_KYC
     | _READ_COMMUNICATIONS
     | _DECIDE_KYC
-    | {"customers.view_sensitive_identifiers"},
+    | {"customers.view_sensitive_identifiers", "duplicates.confirm_sensitive_merge"},
     AUDITOR: _BROWSE
     | _READ_COMPLIANCE
     | _READ_COMMUNICATIONS

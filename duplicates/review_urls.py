@@ -1,0 +1,3 @@
+"""Routes of the review queue, comparison, merge and unmerge pages."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the scan pages (scan now, progress)."""
+
+urlpatterns: list = []
