@@ -16,3 +16,4 @@ class ComplianceConfig(AppConfig):
             {timeline.CATEGORY}, timeline.kyc_events, labels={timeline.CATEGORY: timeline.LABEL}
         )
         customer_services.register_identity_hook(screening.customer_screen_on_change)
+        customer_services.register_bulk_change_hook(screening.screening_after_bulk_change)

@@ -308,6 +308,14 @@ def customer_screen_on_change(*, customer: Customer, actor) -> None:
         logger.exception("Screening customer %s failed; the nightly run will retry", customer.pk)
 
 
+def screening_after_bulk_change(*, created: int, updated: int, reason: str) -> None:
+    """The customers.services bulk hook: an import's new and renamed customers are
+    screened by an incremental run queued right away, not at night."""
+    from .tasks import screening_nightly
+
+    screening_nightly.delay()
+
+
 def screening_run_nightly(*, actor, full: bool = False) -> ScreeningRun:
     """Screen what changed since the last finished run: customers created or
     changed against the whole list, and new or changed entries against every

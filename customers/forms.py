@@ -3,6 +3,7 @@
 
 from django import forms
 
+from . import normalization
 from .models import Customer, EmailAddress, Interaction, PhoneNumber, PostalAddress
 from .services import CUSTOMER_EDITABLE_FIELDS
 
@@ -12,6 +13,40 @@ class CustomerForm(forms.ModelForm):
         model = Customer
         fields = CUSTOMER_EDITABLE_FIELDS
         widgets = {"date_of_birth": forms.DateInput(attrs={"type": "date"})}
+
+
+class CustomerCreateForm(CustomerForm):
+    """A new customer with, optionally, its first e-mail and phone: they make the
+    check for an existing duplicate far more certain than a name alone."""
+
+    email = forms.CharField(max_length=254, required=False, label="Email")
+    phone = forms.CharField(
+        max_length=40, required=False, label="Phone number",
+        help_text="Any format; stored as E.164 (+442079460958).",
+    )
+
+    def clean_email(self) -> str:
+        value = self.cleaned_data["email"]
+        return normalization.normalize_email(value) if value.strip() else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        phone = cleaned.get("phone", "")
+        if phone and phone.strip():
+            region = str(cleaned.get("country") or "") or None
+            try:
+                cleaned["phone"] = normalization.normalize_phone(phone, region)
+            except forms.ValidationError as error:
+                self.add_error("phone", error)
+        return cleaned
+
+    def match_data(self) -> dict:
+        """The cleaned values in the shape the duplicate matcher reads."""
+        data = {name: self.cleaned_data.get(name) for name in CUSTOMER_EDITABLE_FIELDS}
+        data["country"] = str(data.get("country") or "")
+        data["email"] = self.cleaned_data.get("email", "")
+        data["phone"] = self.cleaned_data.get("phone", "")
+        return data
 
 
 class EmailAddressForm(forms.ModelForm):

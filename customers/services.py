@@ -56,6 +56,27 @@ def _identity_changed(customer: Customer, *, actor: AbstractBaseUser) -> None:
         hook(customer=customer, actor=actor)
 
 
+# Bulk paths (imports) write thousands of customers set-based, where a hook per
+# customer would undo the point. They call these once, after commit, with what
+# they did; a hook queues its own follow-up job (screening, a duplicate scan).
+_BULK_CHANGE_HOOKS: list[Callable[..., None]] = []
+
+
+def register_bulk_change_hook(hook: Callable[..., None]) -> None:
+    if hook not in _BULK_CHANGE_HOOKS:
+        _BULK_CHANGE_HOOKS.append(hook)
+
+
+def customers_bulk_changed(*, created: int, updated: int, reason: str) -> None:
+    """Tell the registered apps that a bulk job created or changed customers."""
+    if not (created or updated):
+        return
+    for hook in _BULK_CHANGE_HOOKS:
+        transaction.on_commit(
+            lambda hook=hook: hook(created=created, updated=updated, reason=reason)
+        )
+
+
 def _require(actor: AbstractBaseUser, perm: str) -> None:
     if not actor.has_perm(perm):
         raise PermissionDenied(f"Missing permission {perm}.")
@@ -73,9 +94,13 @@ def customer_create(
     reason: str,
     source: str = "",
     external_id: str = "",
+    email: str = "",
+    phone: str = "",
     **fields,
 ) -> Customer:
-    """Create a validated customer, optionally with its source identifier."""
+    """Create a validated customer, optionally with its source identifier and
+    its first e-mail and phone (both primary). Whoever may create a customer may
+    give its first contact points, so no contact-point permission is asked."""
     _require(actor, "customers.add_customer")
     unknown = set(fields) - set(CUSTOMER_EDITABLE_FIELDS)
     if unknown:
@@ -89,6 +114,11 @@ def customer_create(
         identifier = SourceIdentifier(customer=customer, source=source, external_id=external_id)
         identifier.full_clean()
         stamp(identifier, actor=actor, reason=reason).save()
+    for model, field, value in ((EmailAddress, "email", email), (PhoneNumber, "number", phone)):
+        if value:
+            point = model(customer=customer, is_primary=True, **{field: value})
+            point.full_clean()
+            stamp(point, actor=actor, reason=reason).save()
     _identity_changed(customer, actor=actor)
     return customer
 

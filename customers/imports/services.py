@@ -27,6 +27,7 @@ from customers.models import (
     PostalAddress,
     SourceIdentifier,
 )
+from customers.services import customers_bulk_changed
 
 from . import pipeline
 from .mapping import auto_map, clean_mapping
@@ -192,6 +193,7 @@ def import_job_run(*, job_id: int) -> dict | None:
         status=status, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    customers_bulk_changed(created=job.created, updated=job.updated, reason=job.history_reason)
     return job.summary()
 
 

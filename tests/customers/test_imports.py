@@ -402,3 +402,22 @@ def test_utf8_with_bom_header_is_read_cleanly(tmp_path):
 )
 def test_the_fast_path_names_customers_as_the_model_does(fields):
     assert pipeline.compose_display_name(fields) == Customer(**fields).compose_display_name()
+
+
+def test_customers_an_import_creates_are_screened_right_after_it(
+    tmp_path, celery_eager, django_capture_on_commit_callbacks
+):
+    from compliance import screening
+    from compliance.models import ScreeningHit, WatchListEntry
+
+    listed = WatchListEntry.objects.create(
+        list_name="OFAC SDN", reference="SDN-1", name="Viktor Drakov", country="RU"
+    )
+    screening.watchlist_index_refresh([listed.pk])
+    screening.screening_run_nightly(actor=system_actor())  # the last run, before the import
+    rows = [*GOOD, "C-4,Victor,Drakoff,,,1961-02-03,RU,Moscow,1 Tverskaya,125009"]
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(write(tmp_path, "\n".join([HEADER, *rows])))
+    hit = ScreeningHit.objects.get()
+    assert hit.customer.display_name == "Victor Drakoff"
+    assert hit.history.get().history_user.username == "system"
