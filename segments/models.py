@@ -37,10 +37,18 @@ class CustomerSegment(models.Model):
     last_purchase_at = models.DateTimeField(null=True)
     window_days = models.PositiveIntegerField()
     computed_at = models.DateTimeField()
+    # Place and running revenue in the Pareto order (revenue descending, then
+    # customer id) among the customers unrestricted at the recompute; null for
+    # the restricted ones. They let the Pareto curve of "the unrestricted
+    # customers plus a few granted restricted ones" be read exactly by index
+    # lookups instead of a window over every segment (segments.selectors).
+    pareto_rank = models.IntegerField(null=True)
+    pareto_running = models.DecimalField(max_digits=18, decimal_places=2, null=True)
 
     class Meta:
         permissions = [("recompute_segments", "Can recompute the value segments")]
         indexes = [
+            models.Index(fields=["pareto_rank"], name="segment_pareto_rank_idx"),
             models.Index(fields=["tier", "customer"], name="segment_tier_idx"),
             models.Index(fields=["rfm", "customer"], name="segment_rfm_idx"),
             models.Index(fields=["-revenue", "customer"], name="segment_revenue_idx"),
@@ -71,6 +79,9 @@ class SegmentRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     customers = models.IntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True)
+    # Progress through segments.services.RECOMPUTE_STEPS, written while it runs.
+    steps_done = models.PositiveSmallIntegerField(default=0)
+    phase = models.CharField(max_length=60, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -81,6 +92,12 @@ class SegmentRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def steps_total(self) -> int:
+        from .services import RECOMPUTE_STEPS
+
+        return len(RECOMPUTE_STEPS)
 
     @property
     def duration_s(self) -> float | None:

@@ -21,16 +21,21 @@ the number of purchases, monetary by revenue (5 = most). NTILE needs a strict
 order, so ties are broken by customer id: equal values may land in adjacent
 quintiles, which keeps the quintiles equal-sized. Customers without a purchase
 get no scores and an empty code.
+
+Each unrestricted customer also gets its place and running revenue in the
+Pareto order (pareto_rank, pareto_running; see CustomerSegment).
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from cim.audit import is_system_actor
@@ -62,7 +67,7 @@ _REVENUE_LINES = """
 _RECOMPUTE_SQL = f"""
 INSERT INTO segments_customersegment (
     customer_id, tier, recency, frequency, monetary, rfm, revenue, purchases,
-    last_purchase_at, window_days, computed_at
+    last_purchase_at, window_days, computed_at, pareto_rank, pareto_running
 )
 WITH lines AS ({_REVENUE_LINES}),
 bought AS (
@@ -71,7 +76,7 @@ bought AS (
     FROM lines GROUP BY customer_id
 ),
 per_customer AS (
-    SELECT c.id AS customer_id,
+    SELECT c.id AS customer_id, c.restricted,
            COALESCE(b.revenue, 0) AS revenue,
            COALESCE(b.purchases, 0) AS purchases,
            b.last_purchase_at
@@ -107,10 +112,16 @@ SELECT p.customer_id,
        s.r, s.f, s.m,
        CASE WHEN s.r IS NULL THEN ''
             ELSE CAST(s.r AS TEXT) || CAST(s.f AS TEXT) || CAST(s.m AS TEXT) END,
-       p.revenue, p.purchases, p.last_purchase_at, %(window_days)s, %(now)s
+       p.revenue, p.purchases, p.last_purchase_at, %(window_days)s, %(now)s,
+       CASE WHEN p.restricted THEN NULL ELSE ROW_NUMBER() OVER pareto END,
+       CASE WHEN p.restricted THEN NULL ELSE SUM(p.revenue) OVER pareto END
 FROM per_customer p
 LEFT JOIN tiers t ON t.revenue = p.revenue AND p.revenue > 0
 LEFT JOIN scores s ON s.customer_id = p.customer_id
+WINDOW pareto AS (
+    PARTITION BY p.restricted ORDER BY p.revenue DESC, p.customer_id
+    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+)
 """  # noqa: S608
 
 
@@ -123,13 +134,29 @@ def _window_check(window_days: int) -> None:
         raise ValueError(BAD_WINDOW.format(choices=", ".join(map(str, WINDOW_CHOICES))))
 
 
+# The stages of a recompute, in order, as the run's progress shows them.
+RECOMPUTE_STEPS = (
+    "Clearing the previous segments",
+    "Revenue, tiers and RFM scores",
+    "Segments page summary",
+)
+
+Progress = Callable[[int, str], None]
+RECOMPUTE_WORK_MEM = "256MB"
+
+
+def _no_progress(done: int, phase: str) -> None:
+    return None
+
+
 def segments_recompute(
     *, actor: AbstractBaseUser, window_days: int = DEFAULT_WINDOW_DAYS,
-    now: datetime.datetime | None = None,
+    now: datetime.datetime | None = None, progress: Progress = _no_progress,
 ) -> int:
     """Replace every customer's segment with one computed over the last
     `window_days` days, in one transaction and two set-based statements (no
     Python loop over customers); readers see the old segments until it commits.
+    `progress(steps done, phase)` is told as each of RECOMPUTE_STEPS starts.
     Returns the number of customers segmented."""
     if not _may_recompute(actor):
         raise PermissionDenied(NOT_ALLOWED)
@@ -142,20 +169,28 @@ def segments_recompute(
         "window_days": window_days,
     }
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The statement sorts every customer four times (tiers, three NTILEs,
+            # the Pareto ranks); at the default 4 MB each sort spills to disk.
+            # LOCAL: for this transaction only.
+            cursor.execute(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'")
+        progress(0, RECOMPUTE_STEPS[0])
         # Derived rows with no history owed (see segments.models): a plain delete.
         cursor.execute(f"DELETE FROM {CustomerSegment._meta.db_table}")  # noqa: S608
+        progress(1, RECOMPUTE_STEPS[1])
         cursor.execute(_RECOMPUTE_SQL, params)
         written = cursor.rowcount
+        progress(2, RECOMPUTE_STEPS[2])
         _summary_write(computed_at=now, window_days=window_days)
     logger.info("segments recomputed by %s: %s customers", actor, written)
     return written
 
 
 def _summary_write(*, computed_at: datetime.datetime, window_days: int) -> SegmentSummary:
-    from .selectors import restricted_fingerprint, segment_figures
+    from .selectors import restricted_fingerprint, segment_figures_public
 
     count, id_sum = restricted_fingerprint()
-    figures = segment_figures(CustomerSegment.objects.filter(customer__restricted=False))
+    figures = segment_figures_public()
     SegmentSummary.objects.all().delete()
     return SegmentSummary.objects.create(
         computed_at=computed_at,
@@ -195,19 +230,49 @@ def segment_run_execute(*, run_id: int) -> SegmentRun | None:
     from cim.audit import system_actor
 
     try:
-        count = segments_recompute(
-            actor=run.requested_by or system_actor(), window_days=run.window_days
-        )
+        with _progress_writer(run_id) as progress:
+            count = segments_recompute(
+                actor=run.requested_by or system_actor(), window_days=run.window_days,
+                progress=progress,
+            )
     except Exception as error:
         SegmentRun.objects.filter(pk=run_id).update(
             status=SegmentRun.Status.FAILED, finished_at=timezone.now(), error_message=str(error)
         )
         raise
     SegmentRun.objects.filter(pk=run_id).update(
-        status=SegmentRun.Status.COMPLETED, finished_at=timezone.now(), customers=count
+        status=SegmentRun.Status.COMPLETED, finished_at=timezone.now(), customers=count,
+        steps_done=len(RECOMPUTE_STEPS), phase="",
     )
     run.refresh_from_db()
     return run
+
+
+@contextmanager
+def _progress_writer(run_id: int) -> Iterator[Progress]:
+    """Writes a run's progress where the status poll can read it while the
+    recompute's own transaction is still open: through a second connection
+    (autocommit), on PostgreSQL. Elsewhere, or when the caller is itself inside
+    a transaction (which may hold the run's row lock, and whose rows the second
+    connection could not see), progress is not written: the run goes from
+    running to completed."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield _no_progress
+        return
+    side = connections.create_connection(DEFAULT_DB_ALIAS)
+    table = SegmentRun._meta.db_table
+
+    def write(done: int, phase: str) -> None:
+        with side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET steps_done = %s, phase = %s WHERE id = %s",  # noqa: S608
+                [done, phase, run_id],
+            )
+
+    try:
+        yield write
+    finally:
+        side.close()
 
 
 def quality_snapshot_take(*, day: datetime.date | None = None) -> QualitySnapshot:

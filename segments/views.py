@@ -4,6 +4,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from cim.charts import bar_chart, percent_line_chart
@@ -49,16 +51,10 @@ def segments_home(request):
 @require_GET
 @permission_required(VIEW, raise_exception=True)
 def segment_customer_list(request):
-    page = selectors.segment_customers(
-        user=request.user,
-        tier=request.GET.get("tier", ""),
-        rfm=request.GET.get("rfm", ""),
-        recency=request.GET.get("r", ""),
-        frequency=request.GET.get("f", ""),
-        no_purchase=request.GET.get("no_purchase") == "1",
-        after=request.GET.get("after", ""),
-    )
-    return render(request, "segments/customers.html", {"page": page, "back": "segments:home"})
+    """Kept for old links: the drill-down is the customer list, filtered by segment
+    (where it combines with search and the list's paging)."""
+    segment = selectors.SegmentFilter.from_params(request.GET)
+    return redirect(f"{reverse('customers:list')}?{urlencode(segment.as_params())}")
 
 
 @require_POST

@@ -15,6 +15,11 @@ SEGMENTS_KEYS = {
     "segments_p95_ms",
     "quality_p95_ms",
     "segments_queries",
+    "home_p95_ms",
+    "dashboard_granted_p95_ms",
+    "granted_segments_p95_ms",
+    "granted_quality_p95_ms",
+    "granted_home_p95_ms",
     "quality_queries",
     "snapshot_s",
     "tiers",
@@ -38,3 +43,4 @@ def test_bench_segments_seeds_recomputes_and_reports_every_figure():
     assert figures["segmented"] == CustomerSegment.objects.count() == 300
     assert set(figures["tiers"]) == {"A", "B", "C"}
     assert figures["dashboard_p95_ms"] >= figures["segments_p95_ms"]
+    assert figures["dashboard_granted_p95_ms"] >= figures["granted_quality_p95_ms"]

@@ -1,5 +1,7 @@
 """A steward opens the segments page in Chromium, reads the charts and follows a drill-down."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -33,7 +35,10 @@ def test_steward_opens_segments_and_drills_down_into_tier_a(live_server, page):
     expect(page.locator("#tier-A-customers")).to_have_text("1")
     page.get_by_role("link", name="A: first 80% of revenue").click()
 
+    # The drill-down is the customer list itself, filtered by tier.
+    expect(page).to_have_url(re.compile(r"/customers/\?tier=A$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Customers: tier A")
+    expect(page.get_by_label("Value tier")).to_have_value("A")
     page.get_by_role("link", name="Wilma Whale").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Wilma Whale")
     expect(page.get_by_role("link", name="Tier A")).to_be_visible()

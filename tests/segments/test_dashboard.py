@@ -50,9 +50,10 @@ def test_officers_see_the_kyc_queue_of_visible_cases(world, officer, client_for)
     assert f"Case #{world['cases'][1].pk}" not in content
 
 
-def test_stewards_see_the_duplicate_queue_placeholder(world, steward, client_for):
+def test_stewards_see_an_empty_duplicate_queue(world, steward, client_for):
     page = client_for(steward).get("/")
-    assert figure(page.content, "figure-duplicates") == "not available yet"
+    assert figure(page.content, "figure-duplicates") == "0"
+    assert "No open candidate." in page.content.decode()
     assert "KYC queue" not in page.content.decode()
 
 

@@ -76,28 +76,31 @@ def test_a_customer_restricted_after_the_recompute_is_not_counted(world, staff, 
     assert figure(response.content, "figure-revenue") == "10.00"
 
 
-def test_drill_down_lists_visible_customers_of_a_tier_with_keyset_paging(
-    world, staff, client_for, monkeypatch
-):
+def test_drill_down_is_the_customer_list_filtered_by_tier(world, staff, client_for):
     client = client_for(staff)
-    page = client.get("/segments/customers/?tier=C").content.decode()
+    page = client.get("/customers/?tier=C").content.decode()
     assert "Small" in page and "Medium" in page and "Hidden" not in page
-
-    monkeypatch.setattr("segments.selectors.DRILL_PAGE_SIZE", 1)
-    first = client.get("/segments/customers/?tier=C").content.decode()
-    after = re.search(r'after=(\d+)"', first).group(1)
-    second = client.get(f"/segments/customers/?tier=C&after={after}").content.decode()
-    assert ("Small" in first) != ("Small" in second)
-    assert 'rel="next"' not in second
+    assert "Customers: tier C" in page
+    # Old drill-down links land on the same list.
+    response = client.get("/segments/customers/?tier=C&bogus=1")
+    assert response.status_code == 302
+    assert response["Location"] == "/customers/?tier=C"
 
 
 def test_rfm_drill_down_by_code_and_grid_cell(world, staff, client_for):
     client = client_for(staff)
     codes = {world[name].segment.rfm for name in ("small", "medium")}
     for code in codes:
-        assert "Hidden" not in client.get(f"/segments/customers/?rfm={code}").content.decode()
-    page = client.get("/segments/customers/?r=5&f=5").content.decode()
+        assert "Hidden" not in client.get(f"/customers/?rfm={code}").content.decode()
+    page = client.get("/customers/?r=5&f=5").content.decode()
     assert "Hidden" not in page
+
+
+def test_segments_page_links_drill_into_the_customer_list(world, steward, client_for):
+    page = client_for(steward).get("/segments/").content.decode()
+    assert 'href="/customers/?tier=A"' in page
+    assert 'href="/customers/?no_purchase=1"' in page
+    assert "/segments/customers/" not in page
 
 
 def test_the_360_page_shows_tier_and_rfm(world, staff, client_for):
@@ -105,6 +108,7 @@ def test_the_360_page_shows_tier_and_rfm(world, staff, client_for):
     assert "Tier C" in page
     assert f"RFM {world['medium'].segment.rfm}" in page
     assert "Segment: not computed" not in page
+    assert 'href="/customers/?tier=C"' in page
 
 
 def test_the_360_page_says_not_computed_before_a_recompute(staff, client_for, customer):
@@ -119,8 +123,9 @@ def test_quality_page_counts_only_visible_customers_and_links_to_them(world, sta
 
     assert figure(response.content, "figure-customers") == "2"
     assert figure(response.content, "figure-contactable") == "1"
-    assert figure(response.content, "figure-duplicates") == "not available yet"
-    assert figure(response.content, "figure-consent") == "not available yet"
+    assert figure(response.content, "figure-duplicates") == "0"
+    assert figure(response.content, "figure-consent-marketing") == "0"
+    assert 'href="/duplicates/?status=open"' in content
     # The hidden customer's invalid phone is counted nowhere.
     assert 'href="/quality/customers/?gap=phone_invalid">0<' in content
     missing = client.get("/quality/customers/?gap=email_missing").content.decode()
@@ -238,20 +243,30 @@ def test_a_redelivered_run_message_does_nothing(steward):
 def test_segments_page_query_count_does_not_depend_on_data(
     size, staff, client_for, django_assert_num_queries
 ):
+    restricted = []
     for _ in range(size):
         buy(factories.PersonFactory(), 10)
+        restricted.append(factories.PersonFactory(restricted=True))
+        buy(restricted[-1], 20)
     recompute()
     client = client_for(staff)
-    # Session, user, permissions (2), summary, sees restricted?, fingerprint,
-    # last run, navigation roles, and the session save (3 with its savepoint).
+    # Session, user, permissions (2), summary, granted restricted ids,
+    # fingerprint, last run, navigation roles, and the session save (3 with its
+    # savepoint).
     with django_assert_num_queries(SEGMENTS_QUERIES):
         assert client.get("/segments/").status_code == 200
-    # A user who sees a restricted customer gets live figures: tiers, RFM cells
-    # and Pareto instead of the fingerprint.
-    assign_perm("customers.view_customer", staff, factories.PersonFactory(restricted=True))
+    # A user granted restricted customers gets the summary plus their tiers,
+    # RFM cells, places in the Pareto order and the prefix sums there.
+    for customer in restricted:
+        assign_perm("customers.view_customer", staff, customer)
     granted = client_for(staff)
-    with django_assert_num_queries(SEGMENTS_QUERIES + 2):
+    with django_assert_num_queries(SEGMENTS_QUERIES + 4):
         assert granted.get("/segments/").status_code == 200
+    # Restricted since the recompute: live figures (tiers, cells, Pareto).
+    assign_perm("customers.view_customer", staff, factories.PersonFactory(restricted=True))
+    changed = client_for(staff)
+    with django_assert_num_queries(SEGMENTS_QUERIES + 3):
+        assert changed.get("/segments/").status_code == 200
 
 
 @pytest.mark.parametrize("size", [3, 12])

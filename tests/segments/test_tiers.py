@@ -140,3 +140,14 @@ def test_recompute_window_is_recorded(steward):
         actor=steward, window_days=90, now=datetime.datetime.now(datetime.UTC)
     )
     assert customer.segment.window_days == 90
+
+
+def test_recompute_reports_each_step_as_it_starts():
+    from cim.audit import system_actor
+    from segments.services import RECOMPUTE_STEPS
+
+    seen = []
+    services.segments_recompute(
+        actor=system_actor(), progress=lambda done, phase: seen.append((done, phase))
+    )
+    assert seen == list(enumerate(RECOMPUTE_STEPS))
