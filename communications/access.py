@@ -6,8 +6,10 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from .models import Message, MessageTemplate
-from .selectors import VIEW_MESSAGES, VIEW_TEMPLATES, messages_visible_to
+from customers.selectors import customers_visible_to
+
+from .models import Invoice, Message, MessageTemplate
+from .selectors import VIEW_INVOICES, VIEW_MESSAGES, VIEW_TEMPLATES, messages_visible_to
 
 
 def message_for_user(user, pk) -> Message:
@@ -30,3 +32,14 @@ def template_for_user(user, pk) -> MessageTemplate:
         return MessageTemplate.objects.get(pk=pk)
     except (MessageTemplate.DoesNotExist, ValueError, TypeError):
         raise Http404("No such template.") from None
+
+
+def invoice_for_user(user, pk) -> Invoice:
+    if not user.has_perm(VIEW_INVOICES):
+        raise PermissionDenied
+    try:
+        return Invoice.objects.select_related("customer").get(
+            pk=pk, customer__in=customers_visible_to(user).values("pk")
+        )
+    except (Invoice.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such invoice.") from None

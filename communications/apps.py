@@ -11,7 +11,9 @@ class CommunicationsConfig(AppConfig):
         from . import timeline
 
         customer_timeline.register_source(
-            {timeline.MESSAGE}, timeline.message_events, labels={timeline.MESSAGE: "Messages"}
+            {timeline.MESSAGE, timeline.INVOICE},
+            timeline.message_events,
+            labels={timeline.MESSAGE: "Messages", timeline.INVOICE: "Invoices"},
         )
         customer_timeline.register_source(
             {timeline.CONSENT}, timeline.consent_events, labels={timeline.CONSENT: "Consents"}

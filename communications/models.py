@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -149,7 +150,16 @@ class Message(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    bulk_send = models.ForeignKey(
+        "BulkSend", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set just before the message is handed to its backend: a message stuck in
+    # "sending" without it was never handed over and may safely be requeued.
+    handed_at = models.DateTimeField(null=True, blank=True)
     status_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
@@ -159,6 +169,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["customer", "-created_at", "-id"], name="message_timeline_idx"),
             models.Index(fields=["status", "send_after"], name="message_due_idx"),
+            models.Index(fields=["status", "status_at"], name="message_status_at_idx"),
         ]
 
     def __str__(self) -> str:
@@ -178,3 +189,124 @@ class WebhookReceipt(models.Model):
 
     def __str__(self) -> str:
         return self.signature[:12]
+
+
+DUE_BEFORE_ISSUE = "The due date is before the issue date."
+AMOUNT_NOT_POSITIVE = "The amount must be more than zero."
+RULE_TEMPLATE_MISMATCH = "The template must be a billing template for the rule's channel."
+
+
+class Invoice(models.Model):
+    """An invoice the customer owes; its reminders are tracked Messages (purpose billing).
+
+    `customer` stays a plain foreign key: a duplicate merge moves invoices to the
+    survivor generically through Customer._meta.related_objects.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=40, unique=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [
+            models.Index(fields=["status", "due_date"], name="invoice_due_idx"),
+            models.Index(fields=["customer", "status", "due_date"], name="invoice_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.number}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.amount is not None and self.amount <= 0:
+            errors["amount"] = AMOUNT_NOT_POSITIVE
+        if self.issue_date and self.due_date and self.due_date < self.issue_date:
+            errors["due_date"] = DUE_BEFORE_ISSUE
+        if errors:
+            raise ValidationError(errors)
+
+
+class ReminderRule(models.Model):
+    """Send `template` to open invoices `offset_days` after their due date (negative: before)."""
+
+    name = models.CharField(max_length=80, unique=True)
+    offset_days = models.IntegerField(help_text="Days after the due date; -3 is 3 days before.")
+    template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    active = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["offset_days", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        template = self.template if self.template_id else None
+        if template and (template.channel != self.channel or template.purpose != "billing"):
+            raise ValidationError({"template": RULE_TEMPLATE_MISMATCH})
+
+
+class BulkSend(models.Model):
+    """One template sent to a filtered set of customers by a background job."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error_message = models.TextField(blank=True)
+    total = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(default=0)
+    deferred = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # The last customer id whose messages are committed: a resumed job goes on after it.
+    cursor = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["heartbeat_at"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Bulk send #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.suppressed + self.deferred + self.failed

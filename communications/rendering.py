@@ -126,23 +126,49 @@ SAMPLE_INVOICE = {
 }
 
 
+INVOICE_FIELDS = tuple(SAMPLE_INVOICE)
+
+
+def invoice_context(invoice) -> dict:
+    """The documented invoice fields, as plain text (amounts with their two decimals)."""
+    return {
+        "number": invoice.number,
+        "amount": f"{invoice.amount:.2f}",
+        "currency": invoice.currency,
+        "issue_date": invoice.issue_date.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+        "status": invoice.status,
+    }
+
+
 def company_context() -> dict:
     return dict(getattr(settings, "CIM_COMPANY", {}))
 
 
-def render_text(source: str, context: dict) -> str:
-    """Render one template string against `context`; RenderError names what is wrong."""
+def compile_text(source: str):
+    """A compiled template for rendering many times (bulk sends compile once)."""
     try:
-        template = ENGINE.from_string(source)
-        output = template.render(Context(context, autoescape=False))
+        return ENGINE.from_string(source)
     except TemplateSyntaxError as error:
         raise RenderError(SYNTAX.format(error=error)) from None
+    except Exception as error:
+        raise RenderError(SYNTAX.format(error=error)) from None
+
+
+def render_compiled(template, context: dict) -> str:
+    try:
+        output = template.render(Context(context, autoescape=False))
     except Exception as error:  # a filter that raises on a value
         raise RenderError(SYNTAX.format(error=error)) from None
     if "\x00INVALID:" in output:
         name = output.split("\x00INVALID:", 1)[1].split("\x00", 1)[0]
         raise RenderError(UNKNOWN_VARIABLE.format(name=name or "(empty)"))
     return output
+
+
+def render_text(source: str, context: dict) -> str:
+    """Render one template string against `context`; RenderError names what is wrong."""
+    return render_compiled(compile_text(source), context)
 
 
 def build_context(*, customer=None, invoice=None, unsubscribe_url: str = "") -> dict:

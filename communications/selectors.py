@@ -13,11 +13,21 @@ from django.utils import timezone
 from customers.models import Customer
 from customers.selectors import customers_visible_to
 
-from .models import Channel, ConsentEntry, Message, MessageTemplate, Preference, Purpose
+from .models import (
+    Channel,
+    ConsentEntry,
+    Invoice,
+    Message,
+    MessageTemplate,
+    Preference,
+    Purpose,
+)
 
 VIEW_MESSAGES = "communications.view_message"
 VIEW_CONSENTS = "communications.view_consententry"
 VIEW_TEMPLATES = "communications.view_messagetemplate"
+VIEW_INVOICES = "communications.view_invoice"
+VIEW_BULK_SENDS = "communications.view_bulksend"
 
 
 def consent_ledger(*, customer: Customer) -> list[ConsentEntry]:
@@ -91,6 +101,23 @@ def marketing_sent_last_week(*, customer_id: int, now=None) -> int:
     ).count()
 
 
+def marketing_sent_counts(*, customer_ids, now=None) -> dict[int, int]:
+    """Marketing messages sent in the last 7 days per customer, in one query."""
+    now = now or timezone.now()
+    rows = (
+        Message.objects.filter(
+            customer_id__in=list(customer_ids),
+            purpose=Purpose.MARKETING,
+            status__in=[Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED],
+            sent_at__gte=now - timedelta(days=7),
+        )
+        .values("customer_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["customer_id"]: row["n"] for row in rows}
+
+
 def messages_visible_to(user: AbstractBaseUser) -> QuerySet[Message]:
     return Message.objects.filter(customer__in=customers_visible_to(user).values("pk"))
 
@@ -114,3 +141,12 @@ def message_status_counts(*, user: AbstractBaseUser) -> dict[str, int]:
 
 def templates_all() -> QuerySet[MessageTemplate]:
     return MessageTemplate.objects.order_by("name", "channel", "language")
+
+
+def invoices_open(*, customer: Customer) -> list[Invoice]:
+    """The customer's open invoices, soonest due first (the 360 page's panel)."""
+    return list(
+        Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN).order_by(
+            "due_date", "id"
+        )
+    )

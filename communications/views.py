@@ -4,20 +4,35 @@ preferences and single sends, and the two signed endpoints that need no login
 
 from __future__ import annotations
 
+import csv
+import io
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from cim.charts import bar_chart, percent_line_chart
 from customers.access import customer_for_user
 
-from . import rendering, selectors, services
-from .access import message_for_user, template_for_user
-from .forms import ConsentForm, PreferenceForm, SendForm, TemplateForm
-from .models import Message, Preference
+from . import bulk, invoices, rendering, selectors, services
+from .access import invoice_for_user, message_for_user, template_for_user
+from .analytics import OUTCOMES, message_analytics
+from .forms import (
+    BulkSendForm,
+    ConsentForm,
+    InvoiceForm,
+    InvoiceImportForm,
+    InvoiceStatusForm,
+    PreferenceForm,
+    SendForm,
+    TemplateForm,
+)
+from .models import BulkSend, Message, Preference
 
 
 def _page(request) -> int:
@@ -43,6 +58,9 @@ def home(request):
         "counts": selectors.message_status_counts(user=request.user),
         "status": status,
         "statuses": Message.Status.choices,
+        "bulk_sends": bulk.bulk_sends_recent()
+        if request.user.has_perm(selectors.VIEW_BULK_SENDS)
+        else [],
     }
     return render(request, "communications/home.html", context)
 
@@ -228,3 +246,193 @@ def unsubscribe(request, token: str):
         services.unsubscribe_apply(claims=claims)
         return render(request, "communications/unsubscribe_done.html", context)
     return render(request, "communications/unsubscribe.html", context)
+
+
+# Invoices --------------------------------------------------------------------------
+
+
+@require_GET
+def customer_invoices(request, pk: int):
+    """The 360 page's open-invoices panel, loaded lazily so the page's own queries
+    stay as they are; without htmx it is a small page of its own."""
+    customer = customer_for_user(request.user, pk, perm=selectors.VIEW_INVOICES)
+    context = {
+        "customer": customer,
+        "invoices": selectors.invoices_open(customer=customer),
+        "today": timezone.localdate(),
+        "status_form": InvoiceStatusForm(),
+    }
+    template = (
+        "communications/partials/_customer_invoices.html"
+        if request.htmx
+        else "communications/invoices.html"
+    )
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+def invoice_new(request, pk: int):
+    customer = customer_for_user(request.user, pk, perm="communications.add_invoice")
+    form = InvoiceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            invoice = invoices.invoice_create(
+                actor=request.user,
+                customer=customer,
+                reason=data.pop("reason") or "invoice recorded from the customer page",
+                **data,
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"{invoice} recorded.")
+            return redirect(customer)
+    return render(
+        request,
+        "communications/invoice_form.html",
+        {"customer": customer, "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_POST
+def invoice_status(request, pk: int):
+    invoice = invoice_for_user(request.user, pk)
+    form = InvoiceStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, services.REASON_REQUIRED)
+        return redirect(invoice.customer)
+    try:
+        invoices.invoice_status_set(actor=request.user, invoice=invoice, **form.cleaned_data)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{invoice} marked {form.cleaned_data['status']}.")
+    return redirect(invoice.customer)
+
+
+@require_http_methods(["GET", "POST"])
+def invoice_import(request):
+    if not request.user.has_perm("customers.import_customers"):
+        raise PermissionDenied(invoices.CANNOT_IMPORT_INVOICES)
+    form = InvoiceImportForm(request.POST or None, request.FILES or None)
+    summary = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            rows = csv.DictReader(io.TextIOWrapper(upload.file, encoding="utf-8-sig"))
+            summary = invoices.invoices_import(
+                actor=request.user,
+                rows=rows,
+                name=upload.name,
+                dry_run=form.cleaned_data["dry_run"],
+            )
+        except (UnicodeDecodeError, csv.Error) as error:
+            form.add_error("file", f"{invoices.NOT_A_CSV} ({error})")
+    status = 400 if form.errors or (summary and summary["errors"]) else 200
+    return render(
+        request,
+        "communications/invoice_import.html",
+        {"form": form, "summary": summary, "columns": invoices.INVOICE_COLUMNS},
+        status=status,
+    )
+
+
+# Bulk sends --------------------------------------------------------------------------
+
+
+def _bulk_for_user(user, pk) -> BulkSend:
+    if not user.has_perm(selectors.VIEW_BULK_SENDS):
+        raise PermissionDenied
+    return get_object_or_404(BulkSend.objects.select_related("template", "created_by"), pk=pk)
+
+
+@require_http_methods(["GET", "POST"])
+def bulk_new(request):
+    if not request.user.has_perm("communications.add_message"):
+        raise PermissionDenied(bulk.CANNOT_BULK_SEND)
+    initial = {"q": request.GET.get("q", ""), "consent": True}
+    form = BulkSendForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        filters = {name: data[name] for name in bulk.FILTER_KEYS}
+        try:
+            created = bulk.bulk_send_create(
+                actor=request.user, template=data["template"], filters=filters
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"{created} queued for {created.total} customer(s).")
+            return redirect("communications:bulk_detail", pk=created.pk)
+    return render(
+        request, "communications/bulk_new.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@require_GET
+def bulk_detail(request, pk: int):
+    return render(
+        request, "communications/bulk_detail.html", {"bulk": _bulk_for_user(request.user, pk)}
+    )
+
+
+@require_GET
+def bulk_progress(request, pk: int):
+    found = _bulk_for_user(request.user, pk)
+    response = render(request, "communications/partials/_bulk_progress.html", {"bulk": found})
+    if not found.is_active and request.htmx:
+        # Over: reload so the page shows the final counts without the cancel button.
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_POST
+def bulk_cancel(request, pk: int):
+    found = _bulk_for_user(request.user, pk)
+    try:
+        bulk.bulk_send_cancel(actor=request.user, bulk=found)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{found} cancelled.")
+    return redirect("communications:bulk_detail", pk=pk)
+
+
+# Analytics ---------------------------------------------------------------------------
+
+
+@require_GET
+def analytics(request):
+    if not request.user.has_perm(selectors.VIEW_MESSAGES):
+        raise PermissionDenied
+    figures = message_analytics(user=request.user)
+    last = max(len(figures.weeks) - 1, 1)
+    context = {
+        "figures": figures,
+        "outcomes": OUTCOMES,
+        "rate_chart": percent_line_chart(
+            title="Delivered share of sent messages, by week",
+            x_label="Week starting (Monday)",
+            y_label="Delivered (% of sent)",
+            points=[
+                (index / last, row.rate("delivered"), f"{row.label}: {row.rate('delivered'):.0%}")
+                for index, row in enumerate(figures.weeks)
+                if row.rate("delivered") is not None
+            ],
+            x_ticks=[
+                (index / last, row.label)
+                for index, row in enumerate(figures.weeks)
+                if index % 3 == 0 or index == len(figures.weeks) - 1
+            ],
+        ),
+        "volume_chart": bar_chart(
+            title=f"Messages by outcome since {figures.since:%d %b %Y} (count)",
+            items=[
+                (outcome.capitalize(), figures.overall.counts[outcome], f"bar-{outcome}")
+                for outcome in OUTCOMES
+            ],
+        ),
+    }
+    return render(request, "communications/analytics.html", context)

@@ -85,8 +85,13 @@ _READ_COMMUNICATIONS = frozenset(
         "communications.view_preference",
         "communications.view_message",
         "communications.view_messagetemplate",
+        "communications.view_invoice",
+        "communications.view_reminderrule",
+        "communications.view_bulksend",
     }
 )
+# Recording invoices (create, mark paid or cancelled): Support Reps and Administrators.
+_WRITE_INVOICES = frozenset({"communications.add_invoice", "communications.change_invoice"})
 _CONTACT_CUSTOMERS = frozenset(
     {
         "communications.add_consententry",
@@ -107,6 +112,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     | _PREPARE_KYC
     | _READ_COMMUNICATIONS
     | _CONTACT_CUSTOMERS
+    | _WRITE_INVOICES
     | _CORRECT_CONTACT_POINTS
     | {"customers.add_interaction", "customers.add_customer", "customers.change_customer"},
     DATA_STEWARD: _BROWSE
@@ -135,6 +141,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMINISTRATOR: _BROWSE
     | _READ_COMMUNICATIONS
     | _WRITE_TEMPLATES
+    | _WRITE_INVOICES
     | {"compliance.view_kyccase", "compliance.view_kyccheck", "compliance.view_countryrisk"}
     | {
         "customers.add_customer",

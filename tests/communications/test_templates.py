@@ -41,7 +41,7 @@ def test_a_template_that_fails_to_render_is_refused_on_save_with_the_reason(admi
     with pytest.raises(ValidationError) as refused:
         save(admin, subject="s", body=body, **FIELDS)
     assert reason in refused.value.message_dict["body"][0]
-    assert not MessageTemplate.objects.exists()
+    assert not MessageTemplate.objects.filter(name="welcome").exists()
 
 
 def test_the_refusal_shows_on_the_form(admin, client_for):
@@ -50,7 +50,7 @@ def test_the_refusal_shows_on_the_form(admin, client_for):
     )
     assert response.status_code == 400
     assert "Unknown variable user.email" in response.content.decode()
-    assert not MessageTemplate.objects.exists()
+    assert not MessageTemplate.objects.filter(name="welcome").exists()
 
 
 def test_templates_cannot_reach_other_customers_or_models(admin):
@@ -95,4 +95,4 @@ def test_only_administrators_write_templates(username, persona, client_for):
         save(user, subject="s", body="b", **FIELDS)
     response = client_for(user).post("/communications/templates/new/", {**FIELDS, "body": "b"})
     assert response.status_code == 403
-    assert not MessageTemplate.objects.exists()
+    assert not MessageTemplate.objects.filter(name="welcome").exists()
