@@ -209,3 +209,53 @@ class CustomerMerge(models.Model):
     @property
     def is_active(self) -> bool:
         return self.unmerged_at is None
+
+
+class MatchProfile(models.Model):
+    """A customer's normalised matching record (duplicates.matching.MatchRecord,
+    serialised), written with its MatchKey rows: a scan loads one row per
+    customer from here instead of joining four tables. Derived, without history."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    payload = models.TextField()
+
+    def __str__(self) -> str:
+        return f"match profile of #{self.customer_id}"
+
+
+class DuplicateScanChunk(models.Model):
+    """One unit of a scan's work that a worker claims: an id range of customers
+    whose keys to build, or a set of key buckets whose blocks to score."""
+
+    class Phase(models.TextChoices):
+        KEYS = "keys", "Blocking keys"
+        PAIRS = "pairs", "Scoring pairs"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    scan = models.ForeignKey(DuplicateScan, on_delete=models.CASCADE, related_name="chunks")
+    phase = models.CharField(max_length=8, choices=Phase.choices)
+    number = models.IntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # keys: {"first_id": .., "last_id": ..}; pairs: {"buckets": [..]}.
+    params = models.JSONField(default=dict)
+    pairs_compared = models.BigIntegerField(default=0)
+    candidates_found = models.IntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["scan", "phase", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scan", "phase", "number"], name="scan_chunk_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"scan #{self.scan_id} {self.phase} chunk {self.number}"

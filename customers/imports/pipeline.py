@@ -99,6 +99,9 @@ class ChunkResult:
     warnings: int = 0
     issues: list[ImportRowIssue] = field(default_factory=list)
     update_samples: list[dict] = field(default_factory=list)
+    # New rows that look like a customer already stored (the duplicate matcher).
+    likely_duplicates: int = 0
+    duplicate_samples: list[dict] = field(default_factory=list)
 
 
 def _columns(job: ImportJob) -> dict[str, int]:
@@ -263,6 +266,7 @@ class Importer:
             if pk in diffs
         ][:PREVIEW_SAMPLE]
         if self.dry_run:
+            self._find_likely_duplicates(new_rows, result)
             return result
         self._write_new(new_rows, now)
         self._write_updates(updated_customers, added_points, now)
@@ -281,6 +285,39 @@ class Importer:
         )
         ImportRowIssue.objects.bulk_create(result.issues, batch_size=1000)
         return result
+
+    def _find_likely_duplicates(self, rows: list[ParsedRow], result: ChunkResult) -> None:
+        """Which new rows look like customers already stored under another id:
+        the preview says so before the user confirms. Only customers the
+        importing user may see are matched."""
+        from duplicates.matching import likely_matches_for_rows
+
+        if not rows or self.job.created_by is None:
+            return
+        found = likely_matches_for_rows(
+            user=self.job.created_by,
+            rows=[{**row.customer, "email": row.email, "phone": row.phone, **(row.address or {})}
+                  for row in rows],
+            limit_per_row=1,
+        )
+        result.likely_duplicates = len(found)
+        for index in sorted(found)[:PREVIEW_SAMPLE]:
+            row, match = rows[index], found[index][0]
+            result.duplicate_samples.append(
+                {
+                    "row": row.number,
+                    "external_id": row.external_id,
+                    "name": compose_display_name({"kind": "person", **row.customer}),
+                    "customer_id": match.customer.pk,
+                    "customer_name": str(match.customer),
+                    "score": round(match.score, 3),
+                    "agreed": [
+                        part.get("label") or part.get("comparison")
+                        for part in match.explanation
+                        if part.get("weight", 0) > 0
+                    ],
+                }
+            )
 
     def _compare(self, changed: list[tuple[ParsedRow, int]]):
         """Field diffs between rows and the customers they update; nothing is written."""
@@ -509,6 +546,10 @@ class Importer:
         room = PREVIEW_SAMPLE - len(totals.update_samples)
         if room > 0:
             totals.update_samples += result.update_samples[:room]
+        totals.likely_duplicates += result.likely_duplicates
+        room = PREVIEW_SAMPLE - len(totals.duplicate_samples)
+        if room > 0:
+            totals.duplicate_samples += result.duplicate_samples[:room]
 
     def _preview(self, totals: ChunkResult, seconds: float) -> dict:
         rows = totals.created + totals.updated + totals.unchanged + totals.rejected
@@ -526,4 +567,6 @@ class Importer:
                 for i in totals.issues
             ],
             "update_samples": totals.update_samples,
+            "likely_duplicates": totals.likely_duplicates,
+            "duplicate_samples": totals.duplicate_samples,
         }

@@ -143,3 +143,37 @@ def test_import_list_query_count_does_not_grow(admin, client_for, django_assert_
         )
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get("/imports/")
+
+
+def test_preview_shows_new_rows_that_look_like_existing_customers(
+    admin, client_for, celery_eager, django_capture_on_commit_callbacks
+):
+    import datetime
+
+    from duplicates.scanning import match_keys_refresh
+    from tests import factories
+
+    ann = factories.PersonFactory(
+        first_name="Ann", last_name="Lee", date_of_birth=datetime.date(1985, 4, 12)
+    )
+    factories.EmailFactory(customer=ann, email="ann@example.com", is_primary=True)
+    match_keys_refresh(customer_ids=[ann.pk])
+    client = client_for(admin)
+    upload(
+        client,
+        "Customer No;Forename;Surname;E-mail;Born\n"
+        "W-1;Ann;Lee;ann@example.com;1985-04-12\n"
+        "W-2;Bob;Stone;bob@example.com;1979-01-30\n",
+    )
+    job = ImportJob.objects.get()
+    fields = ["external_id", "first_name", "last_name", "email", "date_of_birth"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/imports/{job.pk}/", {f"col_{i}": f for i, f in enumerate(fields)})
+    job.refresh_from_db()
+    assert (job.preview["created"], job.preview["likely_duplicates"]) == (2, 1)
+    [sample] = job.preview["duplicate_samples"]
+    assert (sample["row"], sample["external_id"], sample["customer_id"]) == (2, "W-1", ann.pk)
+    page = client.get(f"/imports/{job.pk}/").content.decode()
+    assert "Likely duplicates of existing customers" in page
+    assert f'href="/customers/{ann.pk}/"' in page
+    assert Customer.objects.count() == 1  # the preview wrote nothing

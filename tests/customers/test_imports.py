@@ -396,9 +396,11 @@ def test_utf8_with_bom_header_is_read_cleanly(tmp_path):
 
 @pytest.mark.parametrize(
     "fields",
-    [{"kind": "person", "first_name": "Ann", "last_name": "Lee"},
-     {"kind": "person", "last_name": "Lee"},
-     {"kind": "organization", "organization_name": "Acme Ltd", "first_name": "x"}],
+    [
+        {"kind": "person", "first_name": "Ann", "last_name": "Lee"},
+        {"kind": "person", "last_name": "Lee"},
+        {"kind": "organization", "organization_name": "Acme Ltd", "first_name": "x"},
+    ],
 )
 def test_the_fast_path_names_customers_as_the_model_does(fields):
     assert pipeline.compose_display_name(fields) == Customer(**fields).compose_display_name()
@@ -421,3 +423,17 @@ def test_customers_an_import_creates_are_screened_right_after_it(
     hit = ScreeningHit.objects.get()
     assert hit.customer.display_name == "Victor Drakoff"
     assert hit.history.get().history_user.username == "system"
+
+
+def test_an_import_queues_an_incremental_duplicate_scan(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    from duplicates.models import DuplicateScan
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    scan = DuplicateScan.objects.get()
+    assert (scan.kind, scan.status, scan.requested_by) == ("incremental", "queued", None)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))  # changes nothing
+    assert DuplicateScan.objects.count() == 1

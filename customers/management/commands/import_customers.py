@@ -48,7 +48,15 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
             self._report_issues(preview["issues"])
             summary = {
-                key: preview[key] for key in ("rows", "created", "updated", "unchanged", "warnings")
+                key: preview[key]
+                for key in (
+                    "rows",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "warnings",
+                    "likely_duplicates",
+                )
             }
             summary["errors"] = preview["rejected"]
             summary["dry_run"] = True

@@ -1,0 +1,122 @@
+"""Blocking: which pairs are compared at all.
+
+Each record gets a few keys (below); two records are compared only when they
+share a key, so a scan compares a few pairs per record instead of all N^2/2.
+Keys are chosen so that a true duplicate keeps at least one of them under the
+usual corruptions:
+
+- ``n:`` the two name sounds, sorted, with the birth year: exact, misspelt
+  (same sound) and swapped first/last names;
+- ``d:`` surname sound with the full birth date (a first name changed beyond
+  sound: a nickname not in the table, a typo in its first letters), and
+  first-name sound with the full birth date (a changed surname after
+  marriage, a misspelt one), in one namespace so swapped names meet too;
+- ``e:`` normalised e-mail, ``p:`` E.164 phone, ``i:`` national id (tax id
+  for organisations): the strong identifiers, whatever the names say;
+- ``a:`` postcode with the house number (or the first initial when there is
+  none): a changed birth date and name with the same home;
+- ``o:`` for organisations, the sorted sounds of the name's words.
+
+Large blocks. A key shared by more than MAX_BLOCK records (a common name born
+the same year, a company switchboard, a shared family e-mail) would cost
+quadratic time, so such a block is sorted by (surname, first name, birth date)
+and each record is compared with its WINDOW next neighbours only (the sorted
+neighbourhood method). Records that are alike sort next to each other, so the
+true pairs in such a block are kept while the pair count stays linear.
+
+A pair that shares several keys is scored once: by the block of the smallest
+(lexicographic) shared key that is not a large block, or, when every shared
+key is large, by the smallest one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+
+from .normalize import MatchRecord, given_name_canonical, name_phonetic
+
+MAX_BLOCK = 50
+WINDOW = 10
+BUCKETS = 256
+KEY_MAX = 120
+
+
+def record_keys(record: MatchRecord) -> list[str]:
+    """The blocking keys of a record, without repeats, each at most KEY_MAX characters."""
+    keys: list[str] = []
+    if record.kind == "organization":
+        words = sorted({name_phonetic(w) for w in record.last.split() if w})
+        if words:
+            keys.append("o:" + " ".join(words))
+        if record.postcode and record.last:
+            keys.append(f"a:{record.postcode}:{record.last[0]}")
+    else:
+        first, last, dob = record.first_key, record.last_key, record.dob
+        if first and last:
+            # The surname through the nickname table too, so that "Smith Bill"
+            # (swapped) meets "Bill Smith" (first name read as William).
+            surname = name_phonetic(given_name_canonical(record.last))
+            pair = ":".join(sorted((first, surname)))
+            keys.append(f"n:{pair}:{dob[:4]}")
+        # One namespace for both sounds with the birth date: a swapped name
+        # meets the original, a changed surname meets by first name, a changed
+        # first name by surname.
+        if last and dob:
+            keys.append(f"d:{last}:{dob}")
+        if first and dob:
+            keys.append(f"d:{first}:{dob}")
+        if record.postcode and (record.house or record.first):
+            # The home (postcode and house number): not the postcode alone,
+            # whose blocks are whole streets of strangers.
+            keys.append(f"a:{record.postcode}:{record.house or record.first[0]}")
+    keys.extend(f"e:{email}" for email in record.emails)
+    keys.extend(f"p:{phone}" for phone in record.phones)
+    if record.national_id:
+        keys.append(f"i:{record.national_id}")
+    return list(dict.fromkeys(key[:KEY_MAX] for key in keys))
+
+
+def key_bucket(key: str) -> int:
+    """The chunk bucket of a key: stable across processes (unlike hash())."""
+    return zlib.crc32(key.encode()) % BUCKETS
+
+
+def _sort_key(record: MatchRecord) -> tuple[str, str, str, int]:
+    return (record.last, record.first, record.dob, record.id)
+
+
+def block_pairs(members: list[MatchRecord]) -> Iterator[tuple[MatchRecord, MatchRecord]]:
+    """The pairs of one block to compare: all of them in a small block, the sorted
+    neighbourhood (WINDOW) in a large one. Each pair is (lower id, higher id)."""
+    if len(members) <= MAX_BLOCK:
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                yield (a, b) if a.id < b.id else (b, a)
+        return
+    ordered = sorted(members, key=_sort_key)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 : i + 1 + WINDOW]:
+            yield (a, b) if a.id < b.id else (b, a)
+
+
+def neighbours_of(
+    record: MatchRecord, members: list[MatchRecord]
+) -> Iterable[MatchRecord]:
+    """The members of a block `record` is compared with (the whole block when small,
+    its WINDOW neighbours on either side in sorted order when large)."""
+    others = [m for m in members if m.id != record.id]
+    if len(others) < MAX_BLOCK:
+        return others
+    ordered = sorted([*others, record], key=_sort_key)
+    at = ordered.index(record)
+    return ordered[max(0, at - WINDOW) : at] + ordered[at + 1 : at + 1 + WINDOW]
+
+
+def pair_owner(shared: Iterable[str], large: set[str] | frozenset[str]) -> str:
+    """The one shared key whose block scores the pair (see the module docstring)."""
+    shared = sorted(shared)
+    for key in shared:
+        if key not in large:
+            return key
+    return shared[0]

@@ -1,0 +1,109 @@
+"""Likely matches of a record not yet saved: the create form and the import preview."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from customers.models import Customer
+from customers.selectors import customers_visible_to
+
+from .blocking import neighbours_of
+from .engine import current_model, explanation, pair_score, profiles_load
+from .normalize import MatchRecord, record_from_data
+
+# The most key rows one lookup reads: a bound on the work of one check even
+# where a key is shared by very many customers.
+LOOKUP_MAX_ROWS = 20_000
+
+
+@dataclass
+class LikelyMatch:
+    customer: Customer
+    score: float
+    explanation: list[dict]
+
+
+def _lookup(
+    *, user: AbstractBaseUser, records: list[MatchRecord], excluded: list[int | None], limit: int
+) -> dict[int, list[LikelyMatch]]:
+    from duplicates.models import MatchKey
+
+    model = current_model()
+    keys_of = [record.keys for record in records]
+    wanted = {key for keys in keys_of for key in keys}
+    if not wanted:
+        return {}
+    members: dict[str, list[int]] = defaultdict(list)
+    for key, customer_id in MatchKey.objects.filter(key__in=wanted).values_list(
+        "key", "customer_id"
+    )[:LOOKUP_MAX_ROWS]:
+        members[key].append(customer_id)
+    ids = {customer_id for block in members.values() for customer_id in block}
+    if not ids:
+        return {}
+    visible = set(
+        customers_visible_to(user)
+        .filter(id__in=ids)
+        .exclude(status=Customer.Status.MERGED)
+        .values_list("id", flat=True)
+    )
+    profiles = profiles_load(visible)
+    found: dict[int, list[tuple[float, float, int, tuple]]] = {}
+    for index, (record, keys) in enumerate(zip(records, keys_of, strict=True)):
+        seen: set[int] = {excluded[index]} if excluded[index] else set()
+        scored = []
+        for key in keys:
+            block = [profiles[i] for i in members.get(key, ()) if i in profiles]
+            for other in neighbours_of(record, block):
+                if other.id in seen:
+                    continue
+                seen.add(other.id)
+                result = pair_score(model, record, other)
+                if result and result[0] >= model.threshold:
+                    scored.append((result[0], result[1], other.id, result[2]))
+        if scored:
+            scored.sort(key=lambda item: (-item[0], item[2]))
+            found[index] = scored[:limit]
+    customers = Customer.objects.in_bulk(
+        {item[2] for items in found.values() for item in items}
+    )
+    return {
+        index: [
+            LikelyMatch(
+                customer=customers[customer_id],
+                score=score,
+                explanation=explanation(model, records[index], profiles[customer_id], pattern),
+            )
+            for score, _, customer_id, pattern in items
+            if customer_id in customers
+        ]
+        for index, items in found.items()
+    }
+
+
+def likely_matches(
+    *, user: AbstractBaseUser, data: dict, exclude_id: int | None = None, limit: int = 5
+) -> list:
+    """Stored customers `user` may see that are likely the same as `data` (import
+    columns), best first, at or above the default threshold; merged ones never.
+
+    Block-mates come from the MatchKey index, so a customer created or changed
+    since its keys were last refreshed (match_keys_refresh, the scans) is found
+    by its keys as they were then.
+    """
+    record = record_from_data(data)
+    return _lookup(user=user, records=[record], excluded=[exclude_id], limit=limit).get(0, [])
+
+
+def likely_matches_for_rows(
+    *, user: AbstractBaseUser, rows: list[dict], limit_per_row: int = 3
+) -> dict[int, list]:
+    """likely_matches for every row of an import preview chunk in a handful of
+    queries: index in `rows` -> its matches (rows without any are left out)."""
+    records = [record_from_data(row) for row in rows]
+    return _lookup(
+        user=user, records=records, excluded=[None] * len(records), limit=limit_per_row
+    )

@@ -1,0 +1,711 @@
+"""Duplicate scans: build the blocking index, learn the model, score the blocks.
+
+A scan runs in phases, each split into chunks (DuplicateScanChunk) that any
+worker on the "scans" queue may claim:
+
+1. keys: the MatchKey and MatchProfile rows of the customers, by id range
+   (full scan: all non-merged customers, rebuilt from scratch; incremental:
+   only the customers created or changed since the last completed scan
+   started);
+2. learning (full scan only, in the worker that finished the last keys
+   chunk): EM on the comparison patterns of the blocked pairs of a sample of
+   key buckets (duplicates.matching.model); an incremental scan reuses the
+   last full scan's model;
+3. pairs: full scan, chunks of key buckets (MatchKey.bucket), each scoring
+   the blocks of its keys, a pair sharing several keys only in the block that
+   owns it (duplicates.matching.blocking.pair_owner); incremental, chunks of
+   the changed customers, each compared with everyone sharing one of its keys.
+
+The worker that finishes the last chunk of a phase starts the next one, under
+a lock on the scan row, so the phases follow each other whatever the number
+of workers. A chunk is claimed (queued -> running) before any work, so a
+redelivered message is a no-op; workers beat a heartbeat on the scan, and a
+scan whose heartbeat stops is marked failed by the beat's recovery task.
+
+Candidates at or above the model's threshold are written by the system actor
+with history. A pair a steward marked "not a duplicate" is reopened only when
+either customer's updated_at is later than when the steward decided; merged
+pairs are left as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, connections, transaction
+from django.db.models import F, Max, Min, Q, Sum
+from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
+
+from cim.audit import is_system_actor, system_actor, system_reason
+from cim.bulk import RowWriter
+from customers.models import Customer
+
+from .matching.blocking import (
+    BUCKETS,
+    MAX_BLOCK,
+    block_pairs,
+    key_bucket,
+    neighbours_of,
+    pair_owner,
+)
+from .matching.engine import (
+    DEFAULT_MODEL,
+    DEFAULT_THRESHOLD,
+    explanation,
+    model_cache_clear,
+    profiles_load,
+    records_in_range,
+    records_load,
+)
+from .matching.model import MatchModel, em_learn
+from .models import DuplicateCandidate, DuplicateScan, DuplicateScanChunk, MatchKey, MatchProfile
+
+MERGE_PERMISSION = "customers.merge_customer"
+NOT_ALLOWED = "Only Data Stewards may start a duplicate scan."
+ALREADY_RUNNING = (
+    "Duplicate scan #{pk} is already {status}; a second scan would compete with it. "
+    "Wait until it has finished."
+)
+STALLED = (
+    "The scan's worker stopped responding (no heartbeat since {since:%Y-%m-%d %H:%M:%S} UTC); "
+    "start a new scan."
+)
+# A chunk beats at least this often; twice as long without a beat is a dead worker.
+HEARTBEAT_SECONDS = 30
+STALE_AFTER_SECONDS = 600
+KEYS_CHUNK_IDS = 50_000
+INCREMENTAL_CHUNK_CUSTOMERS = 5_000
+# About this many customers' blocks per pairs chunk: small enough to hold in
+# a worker, large enough that the per-chunk queries do not dominate.
+PAIRS_CHUNK_RECORDS = 25_000
+# EM learns from the blocked pairs of enough buckets for about this many
+# customers' keys (all of them in a smaller database): tens of thousands of
+# pairs, plenty for a few hundred parameters.
+TRAIN_RECORDS = 30_000
+MIN_TRAIN_BUCKETS = 16
+MIN_TRAIN_PAIRS = 2000
+
+
+def _reason(scan: DuplicateScan) -> str:
+    return system_reason(f"duplicate scan #{scan.pk}")
+
+
+# -- requesting a scan ------------------------------------------------------------
+
+
+def duplicate_scan_request(*, actor: AbstractBaseUser, full: bool) -> DuplicateScan:
+    """Queue a scan (after commit) on the "scans" queue.
+
+    Only users with customers.merge_customer (Data Stewards) or the system
+    actor may; a second scan while one is queued or running is refused with
+    ALREADY_RUNNING (ValidationError).
+    """
+    from . import tasks
+
+    system = is_system_actor(actor)
+    if not system and not actor.has_perm(MERGE_PERMISSION):
+        raise PermissionDenied(NOT_ALLOWED)
+    with transaction.atomic():
+        # The newest scan row is the lock two simultaneous requests queue on.
+        list(DuplicateScan.objects.select_for_update().order_by("-id")[:1])
+        active = DuplicateScan.objects.filter(status__in=DuplicateScan.ACTIVE).first()
+        if active:
+            raise ValidationError(
+                ALREADY_RUNNING.format(pk=active.pk, status=active.get_status_display().lower())
+            )
+        scan = DuplicateScan.objects.create(
+            kind=DuplicateScan.Kind.FULL if full else DuplicateScan.Kind.INCREMENTAL,
+            requested_by=None if system else actor,
+        )
+        transaction.on_commit(lambda: tasks.scan_start.delay(scan.pk))
+    return scan
+
+
+def duplicate_scans_recent(*, limit: int = 20) -> list[DuplicateScan]:
+    return list(DuplicateScan.objects.select_related("requested_by")[:limit])
+
+
+# -- running a scan ---------------------------------------------------------------
+
+
+def duplicate_scan_run(scan: DuplicateScan, *, workers: int = 1) -> dict:
+    """Run a queued scan to completion from this process (the command, the bench):
+    the same phases and chunks the Celery workers run, in `workers` forked
+    processes when more than one (PostgreSQL only). Returns the summary."""
+    chunk_ids = duplicate_scan_start(scan_id=scan.pk)
+    pool = None
+    if workers > 1 and connection.vendor == "postgresql" and chunk_ids:
+        # Forked children must not share this process's database connection.
+        connections.close_all()
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        while chunk_ids:
+            if pool:
+                runs = list(pool.map(_chunk_in_child, chunk_ids))
+            else:
+                runs = [duplicate_scan_chunk_run(chunk_id=chunk_id) for chunk_id in chunk_ids]
+            chunk_ids = [next_id for run in runs for next_id in run]
+    finally:
+        if pool:
+            pool.shutdown()
+    scan.refresh_from_db()
+    return duplicate_scan_summary(scan)
+
+
+def _chunk_in_child(chunk_id: int) -> list[int]:
+    try:
+        return duplicate_scan_chunk_run(chunk_id=chunk_id)
+    finally:
+        connections.close_all()
+
+
+def duplicate_scan_summary(scan: DuplicateScan) -> dict:
+    return {
+        "scan": scan.pk,
+        "kind": scan.kind,
+        "status": scan.status,
+        "records": scan.records,
+        "chunks": scan.chunks_total,
+        "pairs_compared": scan.pairs_compared,
+        "candidates": scan.candidates_found,
+        "error": scan.error_message,
+    }
+
+
+def duplicate_scan_start(*, scan_id: int) -> list[int]:
+    """Claim a queued scan and plan its first phase; the ids of the chunks to run
+    (empty when the scan was not queued: a redelivered message)."""
+    now = timezone.now()
+    if not DuplicateScan.objects.filter(pk=scan_id, status=DuplicateScan.Status.QUEUED).update(
+        status=DuplicateScan.Status.RUNNING, started_at=now, heartbeat_at=now, phase="keys"
+    ):
+        return []
+    scan = DuplicateScan.objects.get(pk=scan_id)
+    try:
+        with transaction.atomic():
+            return _keys_plan(scan)
+    except Exception as error:
+        _fail(scan, error)
+        raise
+
+
+def _fail(scan: DuplicateScan, error: Exception) -> None:
+    DuplicateScan.objects.filter(pk=scan.pk, status=DuplicateScan.Status.RUNNING).update(
+        status=DuplicateScan.Status.FAILED,
+        finished_at=timezone.now(),
+        error_message=f"{type(error).__name__}: {error}"[:2000],
+    )
+
+
+def _last_full_model() -> dict | None:
+    return (
+        DuplicateScan.objects.filter(
+            kind=DuplicateScan.Kind.FULL, status=DuplicateScan.Status.COMPLETED
+        )
+        .exclude(model={})
+        .order_by("-finished_at", "-id")
+        .values_list("model", flat=True)
+        .first()
+    )
+
+
+def _changed_since(scan: DuplicateScan):
+    previous = (
+        DuplicateScan.objects.filter(status=DuplicateScan.Status.COMPLETED)
+        .exclude(pk=scan.pk)
+        .order_by("-started_at", "-id")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    return previous
+
+
+def _keys_plan(scan: DuplicateScan) -> list[int]:
+    model = _last_full_model()
+    if scan.kind == DuplicateScan.Kind.INCREMENTAL and model is None:
+        # Nothing learned yet to score with: only a full scan can begin.
+        scan.kind = DuplicateScan.Kind.FULL
+    chunks: list[DuplicateScanChunk] = []
+    if scan.kind == DuplicateScan.Kind.FULL:
+        _keys_clear()
+        bounds = Customer.objects.aggregate(low=Min("id"), high=Max("id"))
+        low, high = bounds["low"] or 0, bounds["high"] or -1
+        for number, first in enumerate(range(low, high + 1, KEYS_CHUNK_IDS)):
+            chunks.append(
+                DuplicateScanChunk(
+                    scan=scan, phase="keys", number=number,
+                    params={"first_id": first, "last_id": min(high, first + KEYS_CHUNK_IDS - 1)},
+                )
+            )
+    else:
+        scan.model = model
+        scan.changed_since = _changed_since(scan)
+        changed = Customer.objects.all()
+        if scan.changed_since:
+            changed = changed.filter(
+                Q(updated_at__gte=scan.changed_since) | Q(created_at__gte=scan.changed_since)
+            )
+        ids = list(changed.order_by("id").values_list("id", flat=True))
+        for number, start in enumerate(range(0, len(ids), INCREMENTAL_CHUNK_CUSTOMERS)):
+            chunks.append(
+                DuplicateScanChunk(
+                    scan=scan, phase="keys", number=number,
+                    params={"ids": ids[start : start + INCREMENTAL_CHUNK_CUSTOMERS]},
+                )
+            )
+    created = DuplicateScanChunk.objects.bulk_create(chunks)
+    scan.chunks_total, scan.chunks_done, scan.phase = len(created), 0, "keys"
+    scan.save(update_fields=["kind", "model", "changed_since", "chunks_total", "chunks_done",
+                             "phase"])
+    if not created:
+        return _advance(scan.pk, "keys")
+    return [chunk.pk for chunk in created]
+
+
+def _keys_clear() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # TRUNCATE refuses while this transaction has deferred foreign-key
+            # checks pending (rows written earlier in it): run them first.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                f"TRUNCATE {MatchKey._meta.db_table}, {MatchProfile._meta.db_table}"
+            )
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    else:
+        MatchKey.objects.all().delete()
+        MatchProfile.objects.all().delete()
+
+
+def _keys_write(records) -> int:
+    """Insert the MatchProfile and MatchKey rows of these records; the key rows written."""
+    profiles, keys = [], []
+    for record in records:
+        profiles.append((record.id, record.dumps()))
+        for key in record.keys:
+            keys.append((record.id, key, key_bucket(key)))
+    writer = RowWriter()
+    writer.insert(MatchProfile, ["customer_id", "payload"], profiles)
+    writer.insert(MatchKey, ["customer_id", "key", "bucket"], keys)
+    return len(keys)
+
+
+def match_keys_refresh(*, customer_ids) -> int:
+    """Rebuild the MatchKey (and MatchProfile) rows of these customers from their
+    stored data; merged or deleted ones lose theirs. Returns the key rows written.
+
+    Call after creating or changing customers (imports, the create form, merges)
+    so the create-time check and incremental scans see them as they are now.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        for start in range(0, len(ids), 5000):
+            batch = ids[start : start + 5000]
+            MatchKey.objects.filter(customer_id__in=batch)._raw_delete(MatchKey.objects.db)
+            MatchProfile.objects.filter(customer_id__in=batch)._raw_delete(
+                MatchProfile.objects.db
+            )
+        return _keys_write(records_load(ids).values())
+
+
+def _claim(chunk_id: int) -> DuplicateScanChunk | None:
+    if not DuplicateScanChunk.objects.filter(
+        pk=chunk_id, status=DuplicateScanChunk.Status.QUEUED,
+        scan__status=DuplicateScan.Status.RUNNING,
+    ).update(status=DuplicateScanChunk.Status.RUNNING, claimed_at=timezone.now()):
+        return None
+    return DuplicateScanChunk.objects.select_related("scan").get(pk=chunk_id)
+
+
+def duplicate_scan_chunk_run(*, chunk_id: int) -> list[int]:
+    """Claim and run one chunk; the ids of the next phase's chunks when this was the
+    phase's last one (to queue or run), else []."""
+    chunk = _claim(chunk_id)
+    if chunk is None:
+        return []  # already claimed: a redelivered message, or the scan ended
+    scan = chunk.scan
+    _beat(scan.pk)
+    try:
+        if chunk.phase == DuplicateScanChunk.Phase.KEYS:
+            pairs, found = _keys_chunk(scan, chunk), 0
+        elif scan.kind == DuplicateScan.Kind.FULL:
+            pairs, found = _pairs_chunk(scan, chunk)
+        else:
+            pairs, found = _incremental_chunk(scan, chunk)
+        with transaction.atomic():
+            DuplicateScanChunk.objects.filter(pk=chunk.pk).update(
+                status=DuplicateScanChunk.Status.DONE, finished_at=timezone.now(),
+                pairs_compared=pairs, candidates_found=found,
+            )
+            DuplicateScan.objects.filter(pk=scan.pk).update(
+                chunks_done=F("chunks_done") + 1, heartbeat_at=timezone.now(),
+                pairs_compared=F("pairs_compared") + pairs,
+                candidates_found=F("candidates_found") + found,
+            )
+        return _advance(scan.pk, chunk.phase)
+    except Exception as error:
+        _fail(scan, error)
+        raise
+
+
+def _beat(scan_id: int) -> None:
+    DuplicateScan.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now())
+
+
+def _advance(scan_id: int, phase: str) -> list[int]:
+    """Start the next phase when every chunk of `phase` is done (once: under a lock)."""
+    with transaction.atomic():
+        scan = DuplicateScan.objects.select_for_update().get(pk=scan_id)
+        if scan.status != DuplicateScan.Status.RUNNING or scan.phase != phase:
+            return []
+        if scan.chunks.filter(phase=phase).exclude(status=DuplicateScanChunk.Status.DONE).exists():
+            return []
+        if phase == "keys":
+            return _pairs_plan(scan)
+        _finish(scan)
+        return []
+
+
+def _keys_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> int:
+    with transaction.atomic():
+        if "ids" in chunk.params:
+            match_keys_refresh(customer_ids=chunk.params["ids"])
+        else:
+            records = records_in_range(chunk.params["first_id"], chunk.params["last_id"])
+            _keys_write(records.values())
+    return 0
+
+
+def _large_keys_query() -> list[str]:
+    table = MatchKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT key FROM {table} GROUP BY key HAVING COUNT(*) > %s",  # noqa: S608
+            [MAX_BLOCK],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _pairs_plan(scan: DuplicateScan) -> list[int]:
+    scan.phase = "learning"
+    records = MatchProfile.objects.count()
+    scan.records = records
+    chunks: list[DuplicateScanChunk] = []
+    if scan.kind == DuplicateScan.Kind.FULL:
+        large = _large_keys_query()
+        model = _learn(records=records, large=set(large))
+        scan.model = {**model.as_json(), "large_keys": large}
+        count = max(1, min(BUCKETS, math.ceil(records / PAIRS_CHUNK_RECORDS)))
+        for number in range(count):
+            buckets = list(range(number, BUCKETS, count))
+            chunks.append(
+                DuplicateScanChunk(scan=scan, phase="pairs", number=number,
+                                   params={"buckets": buckets})
+            )
+    else:
+        for chunk in scan.chunks.filter(phase="keys").order_by("number"):
+            chunks.append(
+                DuplicateScanChunk(scan=scan, phase="pairs", number=chunk.number,
+                                   params={"ids": chunk.params["ids"]})
+            )
+        scan.records = sum(len(chunk.params["ids"]) for chunk in chunks)
+    created = DuplicateScanChunk.objects.bulk_create(chunks)
+    scan.phase = "pairs"
+    scan.chunks_total += len(created)
+    scan.heartbeat_at = timezone.now()
+    scan.save(update_fields=["phase", "records", "model", "chunks_total", "heartbeat_at"])
+    if not created:
+        _finish(scan)
+        return []
+    return [chunk.pk for chunk in created]
+
+
+def _finish(scan: DuplicateScan) -> None:
+    totals = scan.chunks.filter(phase="pairs").aggregate(
+        pairs=Sum("pairs_compared"), found=Sum("candidates_found")
+    )
+    scan.pairs_compared = totals["pairs"] or 0
+    scan.candidates_found = totals["found"] or 0
+    scan.status = DuplicateScan.Status.COMPLETED
+    scan.phase = "done"
+    scan.finished_at = timezone.now()
+    scan.save(update_fields=["pairs_compared", "candidates_found", "status", "phase",
+                             "finished_at"])
+    model_cache_clear()
+
+
+# -- blocks and pairs -------------------------------------------------------------
+
+
+def _blocks(buckets: list[int]) -> dict[str, list[int]]:
+    """key -> customer ids of the keys in these buckets, blocks of one left out.
+
+    Most keys (an e-mail, a phone, a national id) belong to one customer only;
+    the window count drops them in the database instead of in Python.
+    """
+    table = connection.ops.quote_name(MatchKey._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(buckets))
+    blocks: dict[str, list[int]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT key, customer_id FROM (SELECT key, customer_id, "  # noqa: S608
+            f"COUNT(*) OVER (PARTITION BY key) AS size FROM {table} "
+            f"WHERE bucket IN ({placeholders})) AS keyed WHERE size > 1",
+            list(buckets),
+        )
+        while rows := cursor.fetchmany(20_000):
+            for key, customer_id in rows:
+                blocks[key].append(customer_id)
+    return blocks
+
+
+def _scored_blocks(blocks: dict[str, list[int]], large: set[str], visit) -> int:
+    """Call visit(a, b) for every owned pair of these blocks; the pairs visited."""
+    profiles = profiles_load({i for ids in blocks.values() for i in ids})
+    keysets: dict[int, set[str]] = {}
+    compared = 0
+    for key, ids in blocks.items():
+        members = [profiles[i] for i in ids if i in profiles]
+        for a, b in block_pairs(members):
+            ka = keysets.get(a.id)
+            if ka is None:
+                ka = keysets[a.id] = set(a.keys)
+            shared = ka.intersection(b.keys)
+            if len(shared) > 1 and pair_owner(shared, large) != key:
+                continue
+            compared += 1
+            visit(a, b)
+    return compared
+
+
+def _learn(*, records: int, large: set[str]) -> MatchModel:
+    """EM on the patterns of the blocked pairs of a sample of buckets."""
+    patterns = training_patterns(records=records, large=large)
+    if sum(patterns.values()) < MIN_TRAIN_PAIRS:
+        # Too few pairs for EM to tell the classes apart: the documented
+        # default model scores until the data has grown.
+        return DEFAULT_MODEL
+    return em_learn(patterns, threshold=DEFAULT_THRESHOLD)
+
+
+def training_patterns(*, records: int, large: set[str]) -> Counter:
+    """pattern -> count over the blocked pairs of a sample of the key buckets."""
+    share = 1.0 if records <= TRAIN_RECORDS else TRAIN_RECORDS / records
+    count = min(BUCKETS, max(MIN_TRAIN_BUCKETS, math.ceil(BUCKETS * share)))
+    step = BUCKETS / count
+    buckets = sorted({int(i * step) for i in range(count)})
+    patterns: Counter = Counter()
+    from .matching.compare import compare
+
+    def visit(a, b):
+        pattern = compare(a, b)
+        if pattern is not None:
+            patterns[pattern] += 1
+
+    _scored_blocks(_blocks(buckets), large, visit)
+    return patterns
+
+
+def _model_of(scan: DuplicateScan) -> tuple[MatchModel, set[str]]:
+    model = MatchModel.from_json(scan.model)
+    if model is None:
+        raise ValueError(f"scan #{scan.pk} has no usable model")
+    return model, set(scan.model.get("large_keys", ()))
+
+
+class _Collector:
+    """Keeps the pairs at or above the threshold and beats the heartbeat."""
+
+    def __init__(self, scan: DuplicateScan, model: MatchModel) -> None:
+        from .matching.compare import compare
+
+        self.compare, self.scan, self.model = compare, scan, model
+        self.found: list[tuple] = []
+        self.last_beat = time.monotonic()
+
+    def __call__(self, a, b) -> None:
+        pattern = self.compare(a, b)
+        if pattern is None:
+            return
+        score, weight = self.model.score(pattern)
+        if score >= self.model.threshold:
+            self.found.append((a, b, score, weight, pattern))
+        if time.monotonic() - self.last_beat > HEARTBEAT_SECONDS:
+            _beat(self.scan.pk)
+            self.last_beat = time.monotonic()
+
+
+def _pairs_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[int, int]:
+    model, large = _model_of(scan)
+    collect = _Collector(scan, model)
+    compared = _scored_blocks(_blocks(chunk.params["buckets"]), large, collect)
+    return compared, candidates_store(scan=scan, model=model, found=collect.found)
+
+
+def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[int, int]:
+    """Compare each changed customer of the chunk with everyone sharing a key."""
+    model, _ = _model_of(scan)
+    collect = _Collector(scan, model)
+    ids = chunk.params["ids"]
+    mine = profiles_load(ids)
+    wanted = {key for record in mine.values() for key in record.keys}
+    blocks: dict[str, list[int]] = defaultdict(list)
+    keys = sorted(wanted)
+    for start in range(0, len(keys), 2000):
+        for key, customer_id in MatchKey.objects.filter(
+            key__in=keys[start : start + 2000]
+        ).values_list("key", "customer_id"):
+            blocks[key].append(customer_id)
+    profiles = profiles_load({i for block in blocks.values() for i in block})
+    changed = _changed_among(scan, set(profiles))
+    seen: set[tuple[int, int]] = set()
+    compared = 0
+    for record in mine.values():
+        for key in record.keys:
+            members = [profiles[i] for i in blocks.get(key, ()) if i in profiles]
+            for other in neighbours_of(record, members):
+                # A pair of two changed customers is compared by the lower id's
+                # side only, whichever chunks they are in.
+                if other.id in changed and other.id < record.id:
+                    continue
+                pair = (min(record.id, other.id), max(record.id, other.id))
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                compared += 1
+                a, b = (record, other) if record.id < other.id else (other, record)
+                collect(a, b)
+    return compared, candidates_store(scan=scan, model=model, found=collect.found)
+
+
+def _changed_among(scan: DuplicateScan, ids: set[int]) -> set[int]:
+    changed: set[int] = set()
+    for chunk in scan.chunks.filter(phase="keys").values_list("params", flat=True):
+        changed.update(i for i in chunk.get("ids", ()) if i in ids)
+    return changed
+
+
+# -- candidates -------------------------------------------------------------------
+
+
+def candidates_store(*, scan: DuplicateScan, model: MatchModel, found: list[tuple]) -> int:
+    """Write the pairs at or above the threshold as candidates (system actor, with
+    history): new pairs open; open or skipped pairs get the new score; pairs
+    marked not-a-duplicate reopen only if a side changed since; merged stay.
+    Returns the number of pairs at or above the threshold."""
+    if not found:
+        return 0
+    actor = system_actor()
+    reason = _reason(scan)
+    now = timezone.now()
+    by_pair = {(a.id, b.id): item for item in found for a, b in [item[:2]]}
+    existing: dict[tuple[int, int], DuplicateCandidate] = {}
+    a_ids = sorted({pair[0] for pair in by_pair})
+    for start in range(0, len(a_ids), 2000):
+        for candidate in DuplicateCandidate.objects.filter(
+            customer_a_id__in=a_ids[start : start + 2000]
+        ):
+            pair = (candidate.customer_a_id, candidate.customer_b_id)
+            if pair in by_pair:
+                existing[pair] = candidate
+    rejected = [c for c in existing.values() if c.status == DuplicateCandidate.Status.NOT_DUPLICATE]
+    updated_at = dict(
+        Customer.objects.filter(
+            id__in={i for c in rejected for i in (c.customer_a_id, c.customer_b_id)}
+        ).values_list("id", "updated_at")
+    ) if rejected else {}
+    new, changed = [], []
+    for pair, (a, b, score, weight, pattern) in by_pair.items():
+        candidate = existing.get(pair)
+        if candidate is None:
+            new.append(
+                DuplicateCandidate(
+                    customer_a_id=a.id, customer_b_id=b.id, score=score, match_weight=weight,
+                    explanation=explanation(model, a, b, pattern), scan=scan,
+                    found_at=now, updated_at=now,
+                )
+            )
+            continue
+        if candidate.status == DuplicateCandidate.Status.MERGED:
+            continue
+        if candidate.status == DuplicateCandidate.Status.NOT_DUPLICATE:
+            if not _changed_after_decision(candidate, updated_at):
+                continue
+            candidate.status = DuplicateCandidate.Status.OPEN
+        candidate.score, candidate.match_weight = score, weight
+        candidate.explanation = explanation(model, a, b, pattern)
+        candidate.scan, candidate.updated_at = scan, now
+        changed.append(candidate)
+    if new:
+        _candidates_insert(new, actor=actor, reason=reason, now=now)
+    if changed:
+        bulk_update_with_history(
+            changed, DuplicateCandidate,
+            ["status", "score", "match_weight", "explanation", "scan", "updated_at"],
+            batch_size=2000, default_user=actor, default_change_reason=reason,
+            default_date=now,
+        )
+    return len(by_pair)
+
+
+def _candidates_insert(
+    new: list[DuplicateCandidate], *, actor: AbstractBaseUser, reason: str, now
+) -> None:
+    """COPY the new candidates and their "+" history rows (bulk_create's array
+    parameters cost seconds per thousand JSON explanations on psycopg)."""
+    writer = RowWriter()
+    ids = writer.reserve_ids(DuplicateCandidate, len(new))
+    rows = [
+        (pk, c.customer_a_id, c.customer_b_id, c.score, c.match_weight,
+         json.dumps(c.explanation), c.status, c.scan_id, now, now)
+        for pk, c in zip(ids, new, strict=True)
+    ]
+    writer.insert(
+        DuplicateCandidate,
+        ["id", "customer_a_id", "customer_b_id", "score", "match_weight", "explanation",
+         "status", "scan_id", "found_at", "updated_at"],
+        rows,
+    )
+    writer.insert_history(
+        DuplicateCandidate, key="id", ids=ids, when=now, user_id=actor.pk, reason=reason
+    )
+
+
+def _changed_after_decision(candidate: DuplicateCandidate, updated_at: dict) -> bool:
+    a_now = updated_at.get(candidate.customer_a_id)
+    b_now = updated_at.get(candidate.customer_b_id)
+    return bool(
+        (a_now and (candidate.a_updated_at is None or a_now > candidate.a_updated_at))
+        or (b_now and (candidate.b_updated_at is None or b_now > candidate.b_updated_at))
+    )
+
+
+# -- recovery ---------------------------------------------------------------------
+
+
+def duplicate_scans_recover_stalled() -> int:
+    """Mark failed the running scans whose workers stopped beating; the number marked."""
+    stale = timezone.now() - timedelta(seconds=STALE_AFTER_SECONDS)
+    failed = 0
+    for scan in DuplicateScan.objects.filter(
+        status=DuplicateScan.Status.RUNNING, heartbeat_at__lt=stale
+    ):
+        failed += DuplicateScan.objects.filter(
+            pk=scan.pk, status=DuplicateScan.Status.RUNNING, heartbeat_at__lt=stale
+        ).update(
+            status=DuplicateScan.Status.FAILED,
+            finished_at=timezone.now(),
+            error_message=STALLED.format(since=scan.heartbeat_at),
+        )
+    return failed

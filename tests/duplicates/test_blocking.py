@@ -1,0 +1,83 @@
+"""Blocking: who is compared with whom, and never anyone else."""
+
+import datetime
+from unittest import mock
+
+import pytest
+
+from duplicates.matching.blocking import MAX_BLOCK, WINDOW, block_pairs, record_keys
+from duplicates.matching.normalize import record_from_data
+from duplicates.models import DuplicateScan, MatchKey
+from duplicates.scanning import duplicate_scan_run
+from tests import factories
+
+ANNA = {"first_name": "Anna", "last_name": "Kowalski", "date_of_birth": "1988-05-06",
+        "email": "anna.k@example.com", "postcode": "00-950"}
+
+
+def keys(data: dict) -> set[str]:
+    return set(record_keys(record_from_data(data)))
+
+
+def test_corrupted_copies_keep_a_shared_key():
+    assert keys(ANNA) & keys({**ANNA, "first_name": "Kowalski", "last_name": "Anna",
+                              "email": ""})  # swapped
+    assert keys(ANNA) & keys({**ANNA, "last_name": "Nowak", "email": ""})  # married
+    assert keys(ANNA) & keys({**ANNA, "first_name": "Hanna", "date_of_birth": "",
+                              "postcode": ""})  # same e-mail
+    assert keys({"first_name": "Bill", "last_name": "Smith", "date_of_birth": "1970-01-02"}) & (
+        keys({"first_name": "Smith", "last_name": "Bill", "date_of_birth": "1970-01-02"})
+    )
+
+
+def test_strangers_share_no_key():
+    assert not keys(ANNA) & keys({"first_name": "Oskar", "last_name": "Brandt",
+                                  "date_of_birth": "1950-02-03", "email": "ob@example.org"})
+
+
+def test_a_large_block_is_compared_by_window_not_all_pairs():
+    members = [record_from_data(ANNA, customer_id=i) for i in range(1, 301)]
+    pairs = list(block_pairs(members))
+    assert len(pairs) <= 300 * WINDOW < 300 * 299 // 2
+    assert all(a.id < b.id for a, b in pairs)
+    small = members[:MAX_BLOCK]
+    assert len(list(block_pairs(small))) == MAX_BLOCK * (MAX_BLOCK - 1) // 2
+
+
+@pytest.mark.django_db
+def test_a_scan_compares_only_customers_that_share_a_key():
+    people = [
+        factories.PersonFactory(first_name=first, last_name=last, date_of_birth=dob)
+        for first, last, dob in [
+            ("Anna", "Kowalski", datetime.date(1988, 5, 6)),
+            ("Ana", "Kowalski", datetime.date(1988, 5, 6)),
+            ("Anna", "Kowalska", datetime.date(1988, 5, 6)),
+            ("Oskar", "Brandt", datetime.date(1950, 2, 3)),
+            ("Oscar", "Brandt", datetime.date(1950, 2, 3)),
+            ("Li", "Wei", datetime.date(2001, 9, 9)),
+        ]
+    ]
+    compared = []
+    from duplicates.matching import compare as compare_module
+
+    real = compare_module.compare
+
+    def spy(a, b):
+        compared.append((a.id, b.id))
+        return real(a, b)
+
+    with mock.patch.object(compare_module, "compare", side_effect=spy):
+        summary = duplicate_scan_run(DuplicateScan.objects.create(kind="full"))
+
+    assert summary["status"] == "completed"
+    keys_of = {}
+    for customer_id, key in MatchKey.objects.values_list("customer_id", "key"):
+        keys_of.setdefault(customer_id, set()).add(key)
+    assert compared
+    for a, b in compared:
+        assert keys_of[a] & keys_of[b], f"#{a} and #{b} share no key but were compared"
+    lonely = people[-1].pk
+    assert all(lonely not in pair for pair in compared)
+    # Each pair is scored once, whatever the number of keys it shares (the
+    # learning pass sees the same pairs once more).
+    assert summary["pairs_compared"] == len(set(compared)) == len(compared) // 2

@@ -1,0 +1,165 @@
+"""The matching engine on hand-made pairs: what it must call a duplicate and what not."""
+
+import datetime
+
+import pytest
+
+from duplicates.matching import DEFAULT_THRESHOLD, explanation, likely_matches
+from duplicates.matching.compare import compare, dob_close
+from duplicates.matching.engine import DEFAULT_MODEL, pair_score
+from duplicates.matching.model import em_learn
+from duplicates.matching.normalize import (
+    email_normal,
+    given_name_canonical,
+    name_fold,
+    record_from_data,
+    street_normal,
+)
+from duplicates.scanning import match_keys_refresh
+from tests import factories
+
+JOHN = {
+    "first_name": "William", "last_name": "Thompson", "date_of_birth": "1979-03-14",
+    "email": "william.thompson@gmail.com", "phone": "+447700900123",
+    "street": "12 High Street", "postcode": "SW1A 1AA", "city": "London",
+}
+
+
+def score(a: dict, b: dict, model=DEFAULT_MODEL) -> float:
+    result = pair_score(model, record_from_data(a), record_from_data(b, customer_id=2))
+    return result[0] if result else 0.0
+
+
+def test_normalisation_folds_names_nicknames_emails_and_streets():
+    assert name_fold("Ørsted-Núñez") == "orsted nunez"
+    assert given_name_canonical("bill") == given_name_canonical("william") == "william"
+    assert given_name_canonical("peggy") == "margaret"
+    assert email_normal("Will.Thompson+shop@GoogleMail.com") == "willthompson@gmail.com"
+    assert street_normal("12 High St.") == street_normal("12 high street") == ("12", "high street")
+    assert street_normal("Hauptstr. 5") == ("5", "haupt strasse")
+
+
+def test_birth_dates_close_by_typo_transposition_or_day_month_swap():
+    assert dob_close("1979-03-14", "1979-03-15")
+    assert dob_close("1979-03-14", "1997-03-14")  # adjacent digits transposed
+    assert dob_close("1979-03-04", "1979-04-03")  # day and month swapped
+    assert not dob_close("1979-03-14", "1985-07-02")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"last_name": "Thomspon"},  # transposed letters
+        {"first_name": "Wiliam", "email": ""},  # typo, e-mail missing
+        {"first_name": "Bill"},  # nickname
+        {"first_name": "Thompson", "last_name": "William"},  # swapped names
+        {"phone": "+447700900123", "email": "W.Thompson@gmail.com", "street": "12 High St"},
+        {"date_of_birth": "1979-03-15", "phone": ""},  # birth date one digit off
+    ],
+)
+def test_corrupted_copies_are_matches(change):
+    other = {**JOHN, **change}
+    assert score(JOHN, other) >= DEFAULT_THRESHOLD
+
+
+def test_same_name_with_different_birth_date_and_email_is_not_a_match():
+    other = {**JOHN, "date_of_birth": "1991-08-30", "email": "wt1991@yahoo.com", "phone": "",
+             "street": "3 Park Lane", "postcode": "M1 1AE"}
+    assert score(JOHN, other) < DEFAULT_THRESHOLD
+
+
+def test_household_members_are_not_matches():
+    spouse = {**JOHN, "first_name": "Margaret", "date_of_birth": "1981-11-02",
+              "email": "thompson.family@gmail.com"}
+    child = {**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21",
+             "email": "thompson.family@gmail.com"}
+    assert score(JOHN, spouse) < DEFAULT_THRESHOLD
+    assert score(spouse, child) < DEFAULT_THRESHOLD
+
+
+def test_a_person_is_never_matched_with_an_organisation():
+    company = {"kind": "organization", "organization_name": "William Thompson",
+               "email": JOHN["email"]}
+    assert compare(record_from_data(JOHN), record_from_data(company, customer_id=2)) is None
+
+
+def test_explanation_names_each_comparison_with_level_weight_and_masked_id():
+    a = record_from_data({**JOHN, "national_id": "AB123456C"})
+    b = record_from_data({**JOHN, "first_name": "Bill", "national_id": "AB123456C"},
+                         customer_id=2)
+    _, _, pattern = pair_score(DEFAULT_MODEL, a, b)
+    rows = {row["comparison"]: row for row in explanation(DEFAULT_MODEL, a, b, pattern)}
+    # The nickname is resolved before comparing, so the first names agree.
+    assert rows["first_name_birth_date"]["level"] == "agreed"
+    assert rows["first_name_birth_date"]["b"] == "Bill · 1979-03-14"
+    assert rows["email"]["level"] == "agreed" and rows["email"]["weight"] > 0
+    assert rows["national_id"]["a"] == "••••••56C"
+    assert {row["level"] for row in rows.values()} <= {"agreed", "fuzzy", "disagreed", "missing"}
+
+
+def test_em_learns_duplicates_apart_from_households():
+    """EM on unlabelled patterns: duplicates (first name and birth date agree),
+    households (they differ, surname and address agree) and strangers."""
+    from collections import Counter
+
+    patterns = Counter({
+        (0, 0, 0, 0, 0, -1): 300, (1, 0, -1, 0, 0, -1): 100, (0, 1, 0, -1, 1, -1): 80,
+        (0, 0, 2, 2, 2, -1): 30,
+        (7, 0, 0, 0, 0, -1): 250, (7, 0, 2, 0, 0, -1): 250, (4, 0, 2, 2, 0, -1): 20,
+        (5, 0, 2, 0, 0, -1): 40,
+        (7, 2, 2, 2, 1, -1): 900, (4, 2, 2, 2, 2, -1): 300, (7, 1, 2, 2, 2, -1): 200,
+    })
+    model = em_learn(patterns, threshold=DEFAULT_THRESHOLD)
+    assert model.score((0, 0, 0, 0, 0, -1))[0] > 0.99
+    assert model.score((7, 0, 0, 0, 0, -1))[0] < 0.01  # a household member
+    assert model.score((7, 2, 2, 2, 1, -1))[0] < 0.01
+    assert model.weights[0][0] > 0 > model.weights[0][7]
+
+
+@pytest.mark.django_db
+def test_likely_matches_finds_a_visible_block_mate_and_skips_merged_and_restricted(staff):
+    match = factories.PersonFactory(first_name="William", last_name="Thompson",
+                                    date_of_birth=datetime.date(1979, 3, 14))
+    factories.EmailFactory(customer=match, email="william.thompson@gmail.com")
+    hidden = factories.PersonFactory(first_name="William", last_name="Thompson",
+                                     date_of_birth=datetime.date(1979, 3, 14), restricted=True)
+    merged = factories.PersonFactory(first_name="William", last_name="Thompson",
+                                     date_of_birth=datetime.date(1979, 3, 14), status="merged")
+    match_keys_refresh(customer_ids=[match.pk, hidden.pk, merged.pk])
+
+    found = likely_matches(user=staff, data={**JOHN, "first_name": "Bill"})
+
+    assert [m.customer for m in found] == [match]
+    assert found[0].score >= DEFAULT_THRESHOLD
+    assert any(row["comparison"] == "email" for row in found[0].explanation)
+    assert likely_matches(user=staff, data=JOHN, exclude_id=match.pk) == []
+
+
+@pytest.mark.django_db
+def test_likely_matches_for_rows_batches_a_preview_chunk(staff, django_assert_max_num_queries):
+    customer = factories.PersonFactory(first_name="Margaret", last_name="Okafor",
+                                       date_of_birth=datetime.date(1990, 1, 2))
+    match_keys_refresh(customer_ids=[customer.pk])
+    from duplicates.matching import likely_matches_for_rows
+
+    rows = [
+        {"first_name": "Peggy", "last_name": "Okafor", "date_of_birth": "1990-01-02"},
+        {"first_name": "Zed", "last_name": "Nobody", "date_of_birth": "2001-01-01"},
+    ] * 20
+    with django_assert_max_num_queries(8):
+        found = likely_matches_for_rows(user=staff, rows=rows)
+    assert sorted(found) == list(range(0, 40, 2))
+    assert found[0][0].customer == customer
+
+
+def test_phones_in_different_formats_match_once_normalised_to_e164():
+    from customers.normalization import normalize_phone
+
+    national = normalize_phone("020 7946 0958", "GB")
+    international = normalize_phone("+44 (0)20-7946-0958", "GB")
+    a = {**JOHN, "email": "", "phone": national, "date_of_birth": ""}
+    b = {**JOHN, "email": "", "phone": international, "date_of_birth": "",
+         "first_name": "Bill"}
+    pattern = compare(record_from_data(a), record_from_data(b, customer_id=2))
+    assert pattern[3] == 0  # phone agrees
+    assert score(a, b) >= DEFAULT_THRESHOLD

@@ -1,0 +1,209 @@
+"""Full and incremental scans: candidates, memory of stewards' decisions, claims."""
+
+import datetime
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from cim.audit import system_actor
+from customers.models import Customer
+from duplicates import scanning
+from duplicates.models import DuplicateCandidate, DuplicateScan, DuplicateScanChunk, MatchKey
+from duplicates.scanning import (
+    ALREADY_RUNNING,
+    NOT_ALLOWED,
+    duplicate_scan_chunk_run,
+    duplicate_scan_request,
+    duplicate_scan_run,
+    duplicate_scan_start,
+    duplicate_scans_recover_stalled,
+)
+from tests import factories
+
+DOB = datetime.date(1979, 3, 14)
+
+
+def person(first="William", last="Thompson", dob=DOB, email=None, **fields):
+    customer = factories.PersonFactory(first_name=first, last_name=last, date_of_birth=dob,
+                                       **fields)
+    if email:
+        factories.EmailFactory(customer=customer, email=email)
+    factories.AddressFactory(customer=customer, street="12 High Street", postcode="SW1A 1AA")
+    return customer
+
+
+def scan(kind="full") -> dict:
+    return duplicate_scan_run(DuplicateScan.objects.create(kind=kind))
+
+
+def pairs() -> dict[tuple[int, int], DuplicateCandidate]:
+    return {(c.customer_a_id, c.customer_b_id): c for c in DuplicateCandidate.objects.all()}
+
+
+def pair(a, b) -> tuple[int, int]:
+    return (min(a.pk, b.pk), max(a.pk, b.pk))
+
+
+@pytest.fixture
+def family(db):
+    william = person(email="william.thompson@gmail.com")
+    bill = person(first="Bill", email="W.Thompson@gmail.com")
+    margaret = person(first="Margaret", dob=datetime.date(1981, 11, 2),
+                      email="thompson.family@gmail.com")
+    oliver = person(first="Oliver", dob=datetime.date(2010, 6, 21),
+                    email="thompson.family@gmail.com")
+    return william, bill, margaret, oliver
+
+
+def test_full_scan_proposes_the_duplicate_and_not_the_household(family):
+    william, bill, _margaret, _oliver = family
+
+    summary = scan()
+
+    assert summary["status"] == "completed"
+    assert summary["records"] == 4
+    assert summary["candidates"] == 1
+    assert set(pairs()) == {pair(william, bill)}
+    candidate = pairs()[pair(william, bill)]
+    assert candidate.status == "open" and candidate.score >= 0.9
+    assert candidate.explanation and candidate.scan_id == summary["scan"]
+    created = candidate.history.get()
+    assert created.history_user == system_actor()
+    assert created.history_change_reason == f"system: duplicate scan #{summary['scan']}"
+    done = DuplicateScan.objects.get(pk=summary["scan"])
+    assert done.chunks_done == done.chunks_total > 0 and done.phase == "done"
+    assert done.model["threshold"] == 0.9
+
+
+def test_a_rescan_keeps_the_stewards_decisions(family):
+    william, bill, *_ = family
+    scan()
+    DuplicateCandidate.objects.update(status="skipped")
+    scan()
+    assert pairs()[pair(william, bill)].status == "skipped"
+    assert DuplicateCandidate.objects.count() == 1
+
+
+def test_not_a_duplicate_is_not_proposed_again_until_one_side_changes(family):
+    william, bill, *_ = family
+    scan()
+    DuplicateCandidate.objects.update(
+        status="not_duplicate", a_updated_at=william.updated_at, b_updated_at=bill.updated_at
+    )
+    scan()
+    scan(kind="incremental")
+    assert pairs()[pair(william, bill)].status == "not_duplicate"
+
+    Customer.objects.filter(pk=bill.pk).update(updated_at=timezone.now() + timedelta(seconds=1))
+    summary = scan(kind="incremental")
+
+    assert summary["kind"] == "incremental"
+    reopened = pairs()[pair(william, bill)]
+    assert reopened.status == "open"
+    assert reopened.scan_id == summary["scan"]
+
+
+def test_incremental_scan_compares_only_changed_customers(family):
+    william, _bill, _margaret, oliver = family
+    scan()
+    later = timezone.now() + timedelta(seconds=1)
+    Customer.objects.filter(pk=oliver.pk).update(updated_at=later, first_name="Olivier")
+    newcomer = person(first="Wiliam", email="william.thompson@gmail.com")
+    Customer.objects.filter(pk=newcomer.pk).update(created_at=later, updated_at=later)
+    compared = []
+    real = scanning._Collector.__call__
+
+    def spy(self, a, b):
+        compared.append({a.id, b.id})
+        return real(self, a, b)
+
+    with mock.patch.object(scanning._Collector, "__call__", spy):
+        summary = scan(kind="incremental")
+
+    assert summary["records"] == 2
+    assert compared and all({oliver.pk, newcomer.pk} & ids for ids in compared)
+    assert summary["pairs_compared"] == len(compared)
+    assert pair(william, newcomer) in pairs()
+    # Oliver's keys follow his new name.
+    assert MatchKey.objects.filter(customer=oliver, key__startswith="n:").count() == 1
+
+
+def test_incremental_scan_without_a_model_runs_as_a_full_scan(family):
+    summary = scan(kind="incremental")
+    assert summary["kind"] == "full" and summary["candidates"] == 1
+
+
+def test_merged_customers_are_never_candidates_but_merged_candidates_stay(family):
+    william, bill, *_ = family
+    scan()
+    DuplicateCandidate.objects.update(status="merged")
+    twin = person(first="Will", email="william.thompson@gmail.com")
+    Customer.objects.filter(pk=twin.pk).update(status="merged", merged_into=william)
+    scan()
+    assert set(pairs()) == {pair(william, bill)}
+    assert pairs()[pair(william, bill)].status == "merged"
+
+
+def test_a_redelivered_message_is_a_no_op(family):
+    queued = DuplicateScan.objects.create(kind="full")
+    chunk_ids = duplicate_scan_start(scan_id=queued.pk)
+    assert chunk_ids
+    assert duplicate_scan_start(scan_id=queued.pk) == []  # the start, delivered again
+    next_ids = duplicate_scan_chunk_run(chunk_id=chunk_ids[0])
+    assert duplicate_scan_chunk_run(chunk_id=chunk_ids[0]) == []  # the chunk, again
+    while next_ids:
+        next_ids = [n for chunk_id in next_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)]
+    queued.refresh_from_db()
+    assert queued.status == "completed"
+    assert queued.chunks_done == DuplicateScanChunk.objects.filter(scan=queued).count()
+    assert DuplicateCandidate.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_only_stewards_may_request_a_scan_and_only_one_at_a_time(
+    staff, steward, django_capture_on_commit_callbacks
+):
+    with pytest.raises(PermissionDenied, match=NOT_ALLOWED):
+        duplicate_scan_request(actor=staff, full=True)
+    assert not DuplicateScan.objects.exists()
+
+    with (
+        mock.patch("duplicates.tasks.scan_start.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        first = duplicate_scan_request(actor=steward, full=False)
+    with pytest.raises(ValidationError) as refused:
+        duplicate_scan_request(actor=steward, full=True)
+    assert refused.value.messages == [ALREADY_RUNNING.format(pk=first.pk, status="queued")]
+    queued.assert_called_once_with(first.pk)
+    assert first.requested_by == steward and first.kind == "incremental"
+
+
+@pytest.mark.django_db
+def test_a_scan_whose_worker_died_is_marked_failed():
+    stale = timezone.now() - timedelta(hours=1)
+    dead = DuplicateScan.objects.create(status="running", heartbeat_at=stale)
+    alive = DuplicateScan.objects.create(status="running", heartbeat_at=timezone.now())
+
+    assert duplicate_scans_recover_stalled() == 1
+
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.status == "failed" and "stopped responding" in dead.error_message
+    assert alive.status == "running"
+
+
+@pytest.mark.django_db
+def test_scan_duplicates_command_prints_a_summary(family):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("scan_duplicates", "--full", stdout=out)
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["records"] == 4 and summary["candidates"] == 1
