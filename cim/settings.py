@@ -244,9 +244,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.quality_snapshot_daily",
         "schedule": crontab(minute=5),
     },
+    # Hourly: look for duplicates among the customers created or changed since
+    # the last scan (a full scan when none has learned a model yet).
+    "duplicates-scan-hourly": {
+        "task": "duplicates.tasks.scan_incremental_hourly",
+        "schedule": crontab(minute=35),
+    },
+    # A duplicate scan whose worker died (no heartbeat) is marked failed.
+    "duplicates-scan-recover-stalled": {
+        "task": "duplicates.tasks.scan_recover_stalled",
+        "schedule": 120.0,
+    },
     # Messages deferred by quiet hours go out once the hours are over.
     "messages-send-due": {
         "task": "communications.tasks.messages_send_due",
+        "schedule": 300.0,
+    },
+    # Daily: invoice reminders (before, on and after the due date) by the active rules.
+    "invoice-reminders": {
+        "task": "communications.tasks.invoice_reminders_send",
+        "schedule": crontab(hour=8, minute=0),
+    },
+    # Messages left in "sending" by a killed worker are requeued or failed.
+    "messages-recover-stuck": {
+        "task": "communications.tasks.messages_recover_stuck",
         "schedule": 300.0,
     },
 }

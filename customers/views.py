@@ -6,23 +6,34 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from segments.selectors import segment_of
+from duplicates.matching import likely_matches
+from segments.models import Tier
+from segments.selectors import SegmentFilter, segment_of
 
 from . import selectors, services, timeline
 from .access import customer_for_user
-from .forms import CONTACT_POINT_FORMS, AsOfForm, CustomerForm, InteractionForm
+from .forms import (
+    CONTACT_POINT_FORMS,
+    AsOfForm,
+    CustomerCreateForm,
+    CustomerForm,
+    InteractionForm,
+)
 
 
 @permission_required("customers.view_customer", raise_exception=True)
 def customer_list(request):
     query = request.GET.get("q", "").strip()
-    context = {"query": query}
+    segment = SegmentFilter.from_params(request.GET)
+    context = {"query": query, "segment": segment, "tiers": Tier.choices}
     if query:
         page = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
-        context["results"] = selectors.customer_search(user=request.user, query=query, page=page)
+        context["results"] = selectors.customer_search(
+            user=request.user, query=query, page=page, narrow=segment.apply
+        )
     else:
         context["listing"] = selectors.customers_page(
-            user=request.user, after=request.GET.get("after", "")
+            user=request.user, after=request.GET.get("after", ""), narrow=segment.apply
         )
     template = "customers/partials/_results.html" if request.htmx else "customers/list.html"
     return render(request, template, context)
@@ -97,16 +108,34 @@ def customer_history(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission_required("customers.add_customer", raise_exception=True)
 def customer_create(request):
-    form = CustomerForm(request.POST or None)
+    form = CustomerCreateForm(request.POST or None)
+    matches = []
     if request.method == "POST" and form.is_valid():
-        customer = services.customer_create(
-            actor=request.user,
-            reason="created on the customer page",
-            **{name: form.cleaned_data[name] for name in services.CUSTOMER_EDITABLE_FIELDS},
-        )
-        messages.success(request, f"Customer {customer} created.")
-        return redirect(customer)
-    return render(request, "customers/form.html", {"form": form, "title": "New customer"})
+        # Likely duplicates are shown before anything is saved; the user
+        # creates the customer anyway only by saying they are different.
+        if not request.POST.get("confirm_new"):
+            matches = likely_matches(user=request.user, data=form.match_data())
+        if not matches:
+            customer = services.customer_create(
+                actor=request.user,
+                reason="created on the customer page",
+                email=form.cleaned_data["email"],
+                phone=form.cleaned_data["phone"],
+                **{name: form.cleaned_data[name] for name in services.CUSTOMER_EDITABLE_FIELDS},
+            )
+            messages.success(request, f"Customer {customer} created.")
+            return redirect(customer)
+    context = {"form": form, "title": "New customer", "matches": matches, "check_matches": True}
+    return render(request, "customers/form.html", context)
+
+
+@require_POST
+@permission_required("customers.add_customer", raise_exception=True)
+def customer_create_matches(request):
+    """The likely duplicates of what is typed so far, refreshed as the form changes."""
+    form = CustomerCreateForm(request.POST)
+    matches = likely_matches(user=request.user, data=form.match_data()) if form.is_valid() else []
+    return render(request, "customers/partials/_likely_matches.html", {"matches": matches})
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,6 +11,7 @@ redirect to the login page; ADMIN_LOGIN a redirect to the admin's.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import pytest
@@ -22,10 +23,12 @@ from guardian.shortcuts import assign_perm
 
 from cim.audit import system_actor
 from communications import services as comms_services
-from communications.models import Message
+from communications.models import BulkSend, Invoice, Message
 from compliance import roles, screening, services
 from compliance.models import ScreeningHit, WatchListEntry
 from customers.models import ImportJob
+from duplicates import services as duplicate_services
+from duplicates.models import DuplicateCandidate, DuplicateScan
 from segments.models import SegmentRun
 from tests import factories
 from tests.compliance.kyc import PDF, make_ready, open_case, submitted_case
@@ -83,6 +86,13 @@ URLS: list[Url] = [
     # Customers.
     Url("customers/", "/customers/", everyone(200)),
     Url("customers/new/", "/customers/new/", only({"support": 200, "admin": 200})),
+    Url(
+        "customers/new/matches/",
+        "/customers/new/matches/",
+        only({"support": 200, "admin": 200}),
+        method="post",
+        data={"kind": "person", "first_name": "Ann", "last_name": "Lee"},
+    ),
     Url("customers/<int:pk>/", "/customers/{customer}/", everyone(200)),
     Url("customers/<int:pk>/", "/customers/{hidden}/", everyone(404)),
     Url(
@@ -125,7 +135,8 @@ URLS: list[Url] = [
     Url("imports/<int:pk>/issues.csv", "/imports/{job}/issues.csv", only({"admin": 200})),
     # Segments and data quality.
     Url("segments/", "/segments/", everyone(200)),
-    Url("segments/customers/", "/segments/customers/?tier=A", everyone(200)),
+    # The segments' old drill-down address now sends to the customer list's filter.
+    Url("segments/customers/", "/segments/customers/?tier=A", everyone(302)),
     Url("segments/recompute/", "/segments/recompute/", everyone(405)),
     Url(
         "segments/recompute/",
@@ -441,6 +452,90 @@ URLS += [
     ),
 ]
 
+STEWARD_ONLY = {"steward": 200}
+STEWARD_ACTS = {"steward": 302}
+
+URLS += [
+    # Duplicates: the steward's review queue, merges and scans (issue 5).
+    Url("duplicates/", "/duplicates/", only(STEWARD_ONLY)),
+    Url("duplicates/<int:pk>/", "/duplicates/{candidate}/", only(STEWARD_ONLY)),
+    Url("duplicates/<int:pk>/", "/duplicates/{hidden_candidate}/", only({"steward": 404})),
+    Url(
+        "duplicates/<int:pk>/merge/",
+        "/duplicates/{candidate}/merge/",
+        only(STEWARD_ACTS),
+        method="post",
+        data={"survivor": "{candidate_a}", "merged": "{candidate_b}", "reason": "same person"},
+    ),
+    Url(
+        "duplicates/<int:pk>/not-duplicate/",
+        "/duplicates/{candidate}/not-duplicate/",
+        only(STEWARD_ACTS),
+        method="post",
+    ),
+    Url("duplicates/<int:pk>/skip/", "/duplicates/{candidate}/skip/", only(STEWARD_ACTS),
+        method="post"),
+    Url(
+        "duplicates/<int:pk>/skip/",
+        "/duplicates/{hidden_candidate}/skip/",
+        only({"steward": 404}),
+        method="post",
+    ),
+    # A sensitive merge's confirmation link: for a Compliance Officer other than the steward.
+    Url("duplicates/confirm/<str:token>/", "/duplicates/confirm/{merge_token}/",
+        only({"officer": 200})),
+    Url(
+        "duplicates/confirm/<str:token>/",
+        "/duplicates/confirm/{merge_token}/",
+        only({"officer": 302}),
+        method="post",
+    ),
+    Url("duplicates/merges/", "/duplicates/merges/", only(STEWARD_ONLY)),
+    Url("duplicates/merges/<int:pk>/", "/duplicates/merges/{merge}/", only(STEWARD_ONLY)),
+    Url(
+        "duplicates/merges/<int:pk>/undo/",
+        "/duplicates/merges/{merge}/undo/",
+        only(STEWARD_ACTS),
+        method="post",
+        data={"reason": "not the same after all"},
+    ),
+    Url("duplicates/customer/<int:pk>/", "/duplicates/customer/{customer}/", everyone(200)),
+    Url("duplicates/customer/<int:pk>/", "/duplicates/customer/{hidden}/", everyone(404)),
+    Url("duplicates/scans/", "/duplicates/scans/", only(STEWARD_ONLY)),
+    Url("duplicates/scans/<int:pk>/progress/", "/duplicates/scans/{scan}/progress/",
+        only(STEWARD_ONLY)),
+    Url("duplicates/scans/start/", "/duplicates/scans/start/", only(STEWARD_ACTS),
+        method="post", data={"kind": "incremental"}),
+]
+
+SUPPORT_AND_ADMIN = {"support": 200, "admin": 200}
+
+URLS += [
+    # Communications: invoices, bulk sends and analytics (issue 7).
+    Url("communications/customers/<int:pk>/invoices/",
+        "/communications/customers/{customer}/invoices/", everyone(200)),
+    Url("communications/customers/<int:pk>/invoices/",
+        "/communications/customers/{hidden}/invoices/", everyone(404)),
+    Url("communications/customers/<int:pk>/invoices/new/",
+        "/communications/customers/{customer}/invoices/new/", only(SUPPORT_AND_ADMIN)),
+    Url(
+        "communications/invoices/<int:pk>/status/",
+        "/communications/invoices/{invoice}/status/",
+        only({"support": 302, "admin": 302}),
+        method="post",
+        data={"status": "paid", "reason": "paid at the counter"},
+    ),
+    Url("communications/invoices/import/", "/communications/invoices/import/",
+        only({"admin": 200})),
+    Url("communications/bulk/new/", "/communications/bulk/new/", only({"support": 200})),
+    Url("communications/bulk/<int:pk>/", "/communications/bulk/{bulk_send}/", everyone(200)),
+    Url("communications/bulk/<int:pk>/progress/", "/communications/bulk/{bulk_send}/progress/",
+        everyone(200)),
+    Url("communications/bulk/<int:pk>/cancel/", "/communications/bulk/{bulk_send}/cancel/",
+        only({"support": 302}), method="post"),
+    Url("communications/analytics/", "/communications/analytics/", everyone(200)),
+]
+
 WATCHLIST_CSV = (
     b"name,aliases,date_of_birth,country,list_name,reference\n"
     b"Matrix Person,,1970-01-01,GB,Matrix list,M-1\n"
@@ -496,7 +591,18 @@ def build_world() -> dict:
         body="b",
     )
     Message.objects.filter(pk=hidden_message.pk).update(customer=hidden)
+    duplicates = _duplicates_world(hidden)
+    invoice = Invoice.objects.create(
+        customer=customer, number="M-1", amount=10, currency="EUR",
+        issue_date=datetime.date(2026, 1, 1), due_date=datetime.date(2026, 2, 1),
+    )
+    bulk_send = BulkSend.objects.create(
+        template=template, channel="email", purpose="service", created_by=sender
+    )
     return {
+        "invoice": invoice.pk,
+        "bulk_send": bulk_send.pk,
+        **duplicates,
         "message": message.pk,
         "hidden_message": hidden_message.pk,
         "template": template.pk,
@@ -518,12 +624,44 @@ def build_world() -> dict:
     }
 
 
-def _payload(data: dict | None) -> dict:
+def _duplicates_world(hidden) -> dict:
+    merger = make_persona("merger", (roles.DATA_STEWARD,))
+
+    def pair(*, restricted=False):
+        a = factories.PersonFactory(first_name="Ann", last_name="Lee", restricted=restricted)
+        b = factories.PersonFactory(first_name="Anne", last_name="Lee")
+        return DuplicateCandidate.objects.create(customer_a=a, customer_b=b, score=0.97)
+
+    candidate, hidden_candidate = pair(), pair(restricted=True)
+    merged_pair, sensitive = pair(), pair()
+    [merge] = duplicate_services.customers_merge(
+        survivor=merged_pair.customer_a, merged=[merged_pair.customer_b], actor=merger,
+        chosen={}, reason="matrix", candidate=merged_pair,
+    )
+    token = duplicate_services.merge_request_sign(
+        survivor=sensitive.customer_a, merged=[sensitive.customer_b], actor=merger, chosen={},
+        reason="matrix", candidate=sensitive,
+    )
+    return {
+        "candidate": candidate.pk,
+        "candidate_a": candidate.customer_a_id,
+        "candidate_b": candidate.customer_b_id,
+        "hidden_candidate": hidden_candidate.pk,
+        "merge": merge.pk,
+        "merge_token": token,
+        "scan": DuplicateScan.objects.create(kind="full", status="completed").pk,
+    }
+
+
+def _payload(data: dict | None, world: dict) -> dict:
     files = {
         "PDF": lambda: SimpleUploadedFile("passport.pdf", PDF, "application/pdf"),
         "CSV": lambda: SimpleUploadedFile("list.csv", WATCHLIST_CSV, "text/csv"),
     }
-    return {key: files[value]() if value in files else value for key, value in (data or {}).items()}
+    return {
+        key: files[value]() if value in files else value.format(**world)
+        for key, value in (data or {}).items()
+    }
 
 
 def _outcome(response) -> object:
@@ -549,7 +687,7 @@ def test_every_url_answers_every_role_as_expected(role, settings, tmp_path):
     for entry in URLS:
         url = entry.url.format(**world)
         with transaction.atomic():
-            response = getattr(client, entry.method)(url, _payload(entry.data))
+            response = getattr(client, entry.method)(url, _payload(entry.data, world))
             transaction.set_rollback(True)
         expected = entry.expected[role]
         if _outcome(response) != expected:

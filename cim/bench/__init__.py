@@ -19,6 +19,8 @@ BENCHES: dict[str, str] = {
     "pages": "cim.bench.pages",
     "import": "cim.bench.imports",
     "segments": "cim.bench.segments",
+    "sends": "cim.bench.sends",
+    "dedupe": "cim.bench.dedupe",
 }
 
 
