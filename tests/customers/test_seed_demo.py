@@ -256,3 +256,14 @@ def test_every_country_generates_valid_identifiers_phones_and_emails():
         for email, _ in profile.emails:
             assert normalization.normalize_email(email) == email
     assert seen == set(demo.COUNTRY_BY_CODE)
+
+
+@pytest.mark.django_db
+def test_seeding_queues_a_full_duplicate_scan_for_the_review_queue(debug_on):
+    from duplicates.models import DuplicateScan
+
+    summary = seed("--customers", "40")
+    scan = DuplicateScan.objects.get()
+    assert summary["duplicate_scan"] == scan.pk
+    assert (scan.kind, scan.status, scan.requested_by) == ("full", "queued", None)
+    assert "duplicate_scan" not in seed("--customers", "40")  # nothing new, no scan

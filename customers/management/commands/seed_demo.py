@@ -51,4 +51,20 @@ class Command(BaseCommand):
             with_users=settings.DEBUG,
             progress=progress,
         )
+        if summary["customers_created"]:
+            summary["duplicate_scan"] = _duplicate_scan_queue()
         self.stdout.write(json.dumps(summary))
+
+
+def _duplicate_scan_queue() -> int | None:
+    """Queue a full duplicate scan of the new demo data, so the stewards' review
+    queue is filled as soon as the worker runs it; None if a scan is active."""
+    from django.core.exceptions import ValidationError
+
+    from cim.audit import system_actor
+    from duplicates.scanning import duplicate_scan_request
+
+    try:
+        return duplicate_scan_request(actor=system_actor(), full=True).pk
+    except ValidationError:
+        return None
