@@ -30,20 +30,12 @@ from django.conf import settings
 from django.db.models import Max
 
 from customers.models import Customer, EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier
+from customers.services import CUSTOMER_EDITABLE_FIELDS
 
 DEFAULT_RULES = ("source_priority", "recently_verified", "most_complete", "recently_updated")
 
 # The profile fields a steward chooses between; kind must already agree.
-MERGE_FIELDS = (
-    "first_name",
-    "last_name",
-    "organization_name",
-    "date_of_birth",
-    "country",
-    "preferred_language",
-    "national_id",
-    "tax_id",
-)
+MERGE_FIELDS = tuple(name for name in CUSTOMER_EDITABLE_FIELDS if name != "kind")
 
 
 def survivorship_config() -> dict:
