@@ -9,6 +9,7 @@ NAVIGATION = (
     ("Customers", "customers:list", "customers.view_customer"),
     ("Imports", "imports:list", "customers.import_customers"),
     ("Duplicates", "duplicates:queue", "customers.merge_customer"),
+    ("Merge confirmations", "duplicates:merge_requests", "duplicates.confirm_sensitive_merge"),
     ("KYC", "compliance:kyc_list", "customers.view_customer"),
     ("Communications", "communications:home", "customers.view_customer"),
     ("Segments", "segments:home", "customers.view_customer"),

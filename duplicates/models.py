@@ -259,3 +259,45 @@ class DuplicateScanChunk(models.Model):
 
     def __str__(self) -> str:
         return f"scan #{self.scan_id} {self.phase} chunk {self.number}"
+
+
+class MergeRequest(models.Model):
+    """A steward's merge that needs a Compliance Officer's confirmation (different
+    national ids, or approved KYC on both sides), waiting in the officers' queue.
+
+    The signed token carries the steward's choices and each record's
+    updated_at; this row makes the request visible to officers and records
+    what became of it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for an officer"
+        CONFIRMED = "confirmed", "Confirmed and merged"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    token = models.TextField(unique=True)
+    survivor = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer_ids = models.JSONField(default=list)
+    candidate = models.ForeignKey(
+        DuplicateCandidate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reasons = models.JSONField(default=list)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["status", "-requested_at"], name="merge_request_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"Merge request #{self.pk} into #{self.survivor_id}"

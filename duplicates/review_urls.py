@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/merge/", views.candidate_merge, name="candidate_merge"),
     path("<int:pk>/not-duplicate/", views.candidate_not_duplicate, name="candidate_not_duplicate"),
     path("<int:pk>/skip/", views.candidate_skip, name="candidate_skip"),
+    path("confirm/", views.merge_requests, name="merge_requests"),
     path("confirm/<str:token>/", views.merge_confirm, name="merge_confirm"),
     path("merges/", views.merge_list, name="merges"),
     path("merges/<int:pk>/", views.merge_detail, name="merge"),

@@ -18,7 +18,7 @@ from compliance.models import KycCase
 from customers.models import Customer, EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier
 from customers.selectors import customers_visible_to
 
-from .models import CustomerMerge, DuplicateCandidate
+from .models import CustomerMerge, DuplicateCandidate, MergeRequest
 from .survivorship import MERGE_FIELDS, chosen_defaults, field_value, record_facts, survivor_default
 
 QUEUE_PAGE_SIZE = 25
@@ -278,3 +278,16 @@ def merge_summary(*, merge: CustomerMerge) -> dict:
         "candidates": merge.added.get("candidates", {}),
         "report": merge.unmerge_report,
     }
+
+
+def merge_requests_pending(*, user: AbstractBaseUser, limit: int = 100) -> list[MergeRequest]:
+    """Merge requests waiting for a Compliance Officer, whose every customer
+    `user` may see, oldest first: two queries however many are waiting."""
+    pending = list(
+        MergeRequest.objects.filter(status=MergeRequest.Status.PENDING)
+        .select_related("survivor", "requested_by", "candidate")
+        .order_by("requested_at", "id")[:limit]
+    )
+    ids = {pk for request in pending for pk in request.customer_ids}
+    visible = set(customers_visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
+    return [r for r in pending if set(r.customer_ids) <= visible]

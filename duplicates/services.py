@@ -43,7 +43,7 @@ from customers.models import Customer
 from customers.search import search_index_refresh
 from customers.selectors import customers_visible_to
 
-from .models import CustomerMerge, DuplicateCandidate
+from .models import CustomerMerge, DuplicateCandidate, MergeRequest
 from .selectors import merge_confirmation_reasons
 from .survivorship import MERGE_FIELDS
 
@@ -68,6 +68,7 @@ CONFIRMATION_REQUIRED = (
 )
 CONFIRMER_NOT_OFFICER = "Only a Compliance Officer can confirm this merge."
 CONFIRMER_IS_ACTOR = "A merge cannot be confirmed by the person who asks for it."
+REQUEST_NOT_PENDING = "This merge request is no longer waiting for confirmation ({status})."
 CONFIRMATION_EXPIRED = "This confirmation link is invalid or has expired: ask for a new one."
 RECORDS_CHANGED = "These records changed after the merge was requested: ask for a new request."
 CANDIDATE_MERGED = "This pair was merged: undo the merge instead."
@@ -534,7 +535,18 @@ def merge_request_sign(
         "survivor": survivor.pk, "merged": ids[1:], "chosen": chosen, "reason": reason.strip(),
         "candidate": candidate.pk if candidate else None, "by": actor.pk, "stamps": stamps,
     }
-    return signing.dumps(payload, salt=CONFIRMATION_SALT, compress=True)
+    token = signing.dumps(payload, salt=CONFIRMATION_SALT, compress=True)
+    # An earlier request for the same records is replaced by this one.
+    MergeRequest.objects.filter(
+        survivor=survivor, customer_ids=ids, status=MergeRequest.Status.PENDING
+    ).update(status=MergeRequest.Status.WITHDRAWN, decided_at=timezone.now())
+    request = MergeRequest(
+        token=token, survivor=survivor, customer_ids=ids, candidate=candidate,
+        requested_by=actor,
+        reasons=merge_confirmation_reasons(customers=[survivor, *merged]),
+    )
+    stamp(request, actor=actor, reason=reason.strip()[:100]).save()
+    return token
 
 
 def merge_request_read(token: str) -> dict:
@@ -562,6 +574,14 @@ def merge_request_confirm(*, token: str, officer: AbstractBaseUser) -> list[Cust
         raise ValidationError(RECORDS_CHANGED)
     requester = get_user_model().objects.get(pk=request["by"])
     candidate = DuplicateCandidate.objects.filter(pk=request["candidate"]).first()
+    stored = MergeRequest.objects.filter(token=token).first()
+    if stored is not None:
+        if stored.status != MergeRequest.Status.PENDING:
+            raise ValidationError(REQUEST_NOT_PENDING.format(status=stored.get_status_display()))
+        stored.status, stored.decided_by, stored.decided_at = (
+            MergeRequest.Status.CONFIRMED, officer, timezone.now()
+        )
+        stamp(stored, actor=officer, reason="merge confirmed").save()
     return customers_merge(
         survivor=customers[request["survivor"]],
         merged=[customers[pk] for pk in request["merged"]],

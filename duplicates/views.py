@@ -125,6 +125,13 @@ def merge_confirm(request, token: str):
     return render(request, "duplicates/confirm.html", context)
 
 
+@require_GET
+@permission_required(services.CONFIRM_PERM, raise_exception=True)
+def merge_requests(request):
+    pending = selectors.merge_requests_pending(user=request.user)
+    return render(request, "duplicates/merge_requests.html", {"pending": pending})
+
+
 def _may_read_merges(user) -> bool:
     return user.has_perm(MERGE_PERM) or user.has_perm("duplicates.view_customermerge")
 

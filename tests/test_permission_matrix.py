@@ -481,7 +481,8 @@ URLS += [
         only({"steward": 404}),
         method="post",
     ),
-    # A sensitive merge's confirmation link: for a Compliance Officer other than the steward.
+    # Sensitive merges wait in the officers' queue, each with its confirmation link.
+    Url("duplicates/confirm/", "/duplicates/confirm/", only({"officer": 200})),
     Url("duplicates/confirm/<str:token>/", "/duplicates/confirm/{merge_token}/",
         only({"officer": 200})),
     Url(

@@ -196,6 +196,47 @@ def test_sensitive_merge_waits_for_an_officer(steward, officer, client_for):
     assert officer_client.post(path).status_code == 400
 
 
+def test_officers_find_waiting_merges_in_their_queue(
+    steward, officer, staff, client_for, django_assert_max_num_queries
+):
+    from duplicates.models import MergeRequest
+
+    a = factories.PersonFactory(national_id="AB123456C")
+    b = factories.PersonFactory(national_id="ZX987654A")
+    candidate = candidate_for(a, b)
+    client_for(steward).post(f"/duplicates/{candidate.pk}/merge/", merge_post(candidate))
+    waiting = MergeRequest.objects.get()
+    assert (waiting.status, waiting.requested_by, waiting.customer_ids) == (
+        "pending", steward, [a.pk, b.pk]
+    )
+    assert waiting.history.get().history_user == steward
+
+    officer_client = client_for(officer)
+    with django_assert_max_num_queries(12):
+        page = officer_client.get("/duplicates/confirm/").content.decode()
+    assert f"/duplicates/confirm/{waiting.token}/" in page
+    assert "Merge confirmations" in page  # in the officer's navigation
+    assert client_for(steward).get("/duplicates/confirm/").status_code == 403
+    assert client_for(staff).get("/duplicates/confirm/").status_code == 403
+
+    officer_client.post(f"/duplicates/confirm/{waiting.token}/")
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.decided_by) == ("confirmed", officer)
+    page = officer_client.get("/duplicates/confirm/").content.decode()
+    assert "No merge is waiting for confirmation" in page
+
+
+def test_an_officer_only_sees_requests_for_customers_they_can_see(steward, officer, client_for):
+    from guardian.shortcuts import assign_perm
+
+    a = factories.PersonFactory(national_id="AB123456C", restricted=True)
+    b = factories.PersonFactory(national_id="ZX987654A")
+    assign_perm("customers.view_customer", steward, a)
+    services.merge_request_sign(survivor=a, merged=[b], actor=steward, chosen={}, reason="same")
+    page = client_for(officer).get("/duplicates/confirm/").content.decode()
+    assert "No merge is waiting for confirmation" in page
+
+
 def test_confirmation_link_refused_after_the_records_change(steward, officer, staff, client_for):
     a, b = factories.PersonFactory(), factories.PersonFactory()
     kyc_case(a, staff)
