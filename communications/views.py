@@ -352,7 +352,8 @@ def _bulk_for_user(user, pk) -> BulkSend:
 def bulk_new(request):
     if not request.user.has_perm("communications.add_message"):
         raise PermissionDenied(bulk.CANNOT_BULK_SEND)
-    initial = {"q": request.GET.get("q", ""), "consent": True}
+    # The customer list's "Send a message to these" link passes its search and tier.
+    initial = {"q": request.GET.get("q", ""), "tier": request.GET.get("tier", ""), "consent": True}
     form = BulkSendForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -272,3 +272,13 @@ def test_a_backend_refusal_fails_that_message_only_and_never_resends_the_others(
     assert failed.status_reason == services.BACKEND_FAILED.format(
         channel="Email", error="550 recipient refused"
     )
+
+
+def test_the_customer_list_offers_a_bulk_send_to_what_it_shows(support, staff, client_for):
+    page = client_for(support).get("/customers/?q=lee&tier=A").content.decode()
+    assert 'href="/communications/bulk/new/?q=lee&amp;tier=A"' in page
+    form = client_for(support).get("/communications/bulk/new/?q=lee&tier=A").content.decode()
+    assert 'value="lee"' in form
+    assert '<option value="A" selected>' in form
+    staff_page = client_for(staff).get("/customers/?q=lee").content.decode()
+    assert "/communications/bulk/new/" not in staff_page
