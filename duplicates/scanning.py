@@ -30,6 +30,7 @@ pairs are left as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -40,7 +41,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
@@ -61,12 +62,13 @@ from .matching.engine import (
     DEFAULT_MODEL,
     DEFAULT_THRESHOLD,
     explanation,
+    learn_model,
     model_cache_clear,
     profiles_load,
     records_in_range,
     records_load,
 )
-from .matching.model import MatchModel, em_learn
+from .matching.model import MatchModel
 from .models import DuplicateCandidate, DuplicateScan, DuplicateScanChunk, MatchKey, MatchProfile
 
 MERGE_PERMISSION = "customers.merge_customer"
@@ -87,6 +89,8 @@ INCREMENTAL_CHUNK_CUSTOMERS = 5_000
 # About this many customers' blocks per pairs chunk: small enough to hold in
 # a worker, large enough that the per-chunk queries do not dominate.
 PAIRS_CHUNK_RECORDS = 25_000
+# The MatchKey index the learning phase and the pairs chunks read by.
+PAIRS_INDEXES = ("match_key_bucket_idx",)
 # EM learns from the blocked pairs of enough buckets for about this many
 # customers' keys (all of them in a smaller database): tens of thousands of
 # pairs, plenty for a few hundred parameters.
@@ -204,6 +208,11 @@ def _fail(scan: DuplicateScan, error: Exception) -> None:
         finished_at=timezone.now(),
         error_message=f"{type(error).__name__}: {error}"[:2000],
     )
+    # A full scan that fails in its keys phase leaves the key index without
+    # its b-trees: the create-time check needs them back (if this fails too,
+    # the next scan or the recovery task builds them: never mask the error).
+    with contextlib.suppress(DatabaseError):
+        _keys_indexes_ensure()
 
 
 def _last_full_model() -> dict | None:
@@ -247,6 +256,7 @@ def _keys_plan(scan: DuplicateScan) -> list[int]:
                 )
             )
     else:
+        _keys_indexes_ensure()  # after a full scan that was interrupted
         scan.model = model
         scan.changed_since = _changed_since(scan)
         changed = Customer.objects.all()
@@ -280,10 +290,75 @@ def _keys_clear() -> None:
             cursor.execute(
                 f"TRUNCATE {MatchKey._meta.db_table}, {MatchProfile._meta.db_table}"
             )
+            # A full rebuild writes millions of key rows in random key order:
+            # maintaining the (key, ...) b-trees row by row costs more than
+            # the rows themselves, while building them once from the loaded
+            # table is one sort each. They come back before the pairs phase
+            # (_keys_indexes_ensure, in _advance), and whenever an incremental
+            # scan starts or a scan fails or is found stalled, so an
+            # interrupted rebuild never leaves them missing.
+            _keys_indexes_drop()
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     else:
         MatchKey.objects.all().delete()
         MatchProfile.objects.all().delete()
+
+
+def _keys_index_statements() -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of MatchKey's secondary indexes, as the
+    migrations made them (the primary key stays)."""
+    with connection.schema_editor(atomic=False, collect_sql=False) as editor:
+        return [
+            (str(statement.parts["name"]).strip('"'), str(statement))
+            for statement in editor._model_indexes_sql(MatchKey)
+        ]
+
+
+def _keys_indexes_present() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = %s",
+            [MatchKey._meta.db_table],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _keys_indexes_drop() -> None:
+    present = _keys_indexes_present()
+    with connection.cursor() as cursor:
+        for name, _ in _keys_index_statements():
+            if name in present:
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+
+
+def _keys_indexes_ensure(*, only: tuple[str, ...] = (), analyze: bool = True) -> int:
+    """Build the MatchKey indexes a full rebuild dropped (PostgreSQL; elsewhere
+    they are never dropped), or only those named, and refresh the tables'
+    statistics; the number built."""
+    if connection.vendor != "postgresql":
+        return 0
+    present = _keys_indexes_present()
+    missing = [
+        sql for name, sql in _keys_index_statements()
+        if name not in present and (not only or name in only)
+    ]
+    if not missing:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One sort per index: more memory for it than the default, for this
+        # transaction only.
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        # Like TRUNCATE, CREATE INDEX refuses while deferred foreign-key checks
+        # of rows written earlier in the transaction are pending.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for sql in missing:
+            cursor.execute(sql)
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        if analyze:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(MatchKey._meta.db_table)}")
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(MatchProfile._meta.db_table)}")
+    return len(missing)
 
 
 def _keys_write(records) -> int:
@@ -372,6 +447,11 @@ def _advance(scan_id: int, phase: str) -> list[int]:
         if scan.chunks.filter(phase=phase).exclude(status=DuplicateScanChunk.Status.DONE).exists():
             return []
         if phase == "keys":
+            # Learning and the pairs chunks read the keys by bucket: that index
+            # now; the others (by key, by customer: the create-time check,
+            # incremental scans, deletes) are built by the first pairs chunk,
+            # alongside the other workers' chunks instead of before them.
+            _keys_indexes_ensure(only=PAIRS_INDEXES)
             return _pairs_plan(scan)
         _finish(scan)
         return []
@@ -432,6 +512,7 @@ def _pairs_plan(scan: DuplicateScan) -> list[int]:
 
 
 def _finish(scan: DuplicateScan) -> None:
+    _keys_indexes_ensure(analyze=False)  # normally built already: a safety net
     totals = scan.chunks.filter(phase="pairs").aggregate(
         pairs=Sum("pairs_compared"), found=Sum("candidates_found")
     )
@@ -496,7 +577,7 @@ def _learn(*, records: int, large: set[str]) -> MatchModel:
         # Too few pairs for EM to tell the classes apart: the documented
         # default model scores until the data has grown.
         return DEFAULT_MODEL
-    return em_learn(patterns, threshold=DEFAULT_THRESHOLD)
+    return learn_model(patterns, threshold=DEFAULT_THRESHOLD)
 
 
 def training_patterns(*, records: int, large: set[str]) -> Counter:
@@ -547,6 +628,8 @@ class _Collector:
 
 
 def _pairs_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[int, int]:
+    if chunk.number == 0:
+        _keys_indexes_ensure(analyze=False)  # the ones _advance left (see there)
     model, large = _model_of(scan)
     collect = _Collector(scan, model)
     compared = _scored_blocks(_blocks(chunk.params["buckets"]), large, collect)
@@ -639,12 +722,19 @@ def candidates_store(*, scan: DuplicateScan, model: MatchModel, found: list[tupl
             continue
         if candidate.status == DuplicateCandidate.Status.MERGED:
             continue
+        reopened = False
         if candidate.status == DuplicateCandidate.Status.NOT_DUPLICATE:
             if not _changed_after_decision(candidate, updated_at):
                 continue
-            candidate.status = DuplicateCandidate.Status.OPEN
+            candidate.status, reopened = DuplicateCandidate.Status.OPEN, True
+        explained = explanation(model, a, b, pattern)
+        if not reopened and not _materially_changed(candidate, score, explained):
+            # Each full scan relearns the model, so every score moves a little;
+            # rewriting (and keeping history of) every pair for that would make
+            # a rescan of a million customers take hours and tell stewards nothing.
+            continue
         candidate.score, candidate.match_weight = score, weight
-        candidate.explanation = explanation(model, a, b, pattern)
+        candidate.explanation = explained
         candidate.scan, candidate.updated_at = scan, now
         changed.append(candidate)
     if new:
@@ -657,6 +747,21 @@ def candidates_store(*, scan: DuplicateScan, model: MatchModel, found: list[tupl
             default_date=now,
         )
     return len(by_pair)
+
+
+SCORE_CHANGE_WORTH_STORING = 0.01
+
+
+def _materially_changed(candidate: DuplicateCandidate, score: float, explained: list) -> bool:
+    """Whether a rescored pair tells a steward something new: a score that moved
+    by a point or more, or a comparison whose outcome changed."""
+    def outcomes(parts: list) -> list:
+        return [(part.get("comparison"), part.get("level")) for part in parts]
+
+    return (
+        abs(candidate.score - score) >= SCORE_CHANGE_WORTH_STORING
+        or outcomes(candidate.explanation) != outcomes(explained)
+    )
 
 
 def _candidates_insert(
@@ -708,4 +813,6 @@ def duplicate_scans_recover_stalled() -> int:
             finished_at=timezone.now(),
             error_message=STALLED.format(since=scan.heartbeat_at),
         )
+    if failed:
+        _keys_indexes_ensure()
     return failed

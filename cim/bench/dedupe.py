@@ -568,6 +568,8 @@ def _run(
     if summary["status"] != "completed":
         raise CommandError(f"The full scan ended {summary['status']}: {summary['error']}")
     log(f"full scan in {scan_s:.1f} s: {summary}")
+    phases = scan_phases(scan.pk)
+    log(f"phases {phases}")
     scan_peak = _peak_mb()
     quality = _quality(entity_of, DEFAULT_THRESHOLD)
     blocking = _blocking_recall(entity_of)
@@ -610,6 +612,7 @@ def _run(
         "generate_s": round(generate_s, 1),
         "load_s": round(load_s, 1),
         "scan_s": round(scan_s, 2),
+        "scan_phases_s": phases,
         "workers": workers if not profile else 1,
         "scan_peak_mb": scan_peak,
         "incremental_records": INCREMENTAL_RECORDS,
@@ -625,6 +628,31 @@ def _run(
             "iterations": scan.__class__.objects.get(pk=scan.pk).model["iterations"],
         },
         "peak_mb": _peak_mb(),
+    }
+
+
+def scan_phases(scan_id: int) -> dict[str, float]:
+    """Wall seconds of a finished scan's phases, from its chunks' times: keys (the
+    key index rebuilt), learn (from the last keys chunk to the first pairs chunk:
+    the indexes built and EM), score (the pairs chunks, candidates stored)."""
+    from django.db.models import Max, Min
+
+    from duplicates.models import DuplicateScan, DuplicateScanChunk
+
+    scan = DuplicateScan.objects.get(pk=scan_id)
+    times = {
+        row["phase"]: row
+        for row in DuplicateScanChunk.objects.filter(scan_id=scan_id)
+        .values("phase")
+        .annotate(first=Min("claimed_at"), last=Max("finished_at"))
+    }
+    keys, pairs = times.get("keys"), times.get("pairs")
+    if not (keys and pairs and scan.started_at and scan.finished_at):
+        return {}
+    return {
+        "keys": round((keys["last"] - scan.started_at).total_seconds(), 2),
+        "learn": round((pairs["first"] - keys["last"]).total_seconds(), 2),
+        "score": round((scan.finished_at - pairs["first"]).total_seconds(), 2),
     }
 
 

@@ -10,6 +10,13 @@ are what separates members of one household (same surname, address, landline,
 family e-mail) from a duplicate, and they are strongly dependent in that
 population (a household member differs in both), which an independent
 Fellegi-Sunter model would double count.
+
+Term frequencies. When two people's first names (first words) or surnames
+agree, the pattern also carries the agreed values (Pattern.names): agreeing
+on "john smith" is weaker evidence than agreeing on "xavier quennell", and
+the model (model.py, MatchModel.score) weighs the agreement by how common the
+value is in the data. A Pattern is equal to (and hashes as) the plain tuple
+of its levels, so EM and every cache see only the levels.
 """
 
 from __future__ import annotations
@@ -57,6 +64,16 @@ COMPARISONS: list[tuple[str, list[tuple[str, str]]]] = [
 ]
 NAMES = [name for name, _ in COMPARISONS]
 LEVEL_COUNTS = [len(levels) for _, levels in COMPARISONS]
+
+
+class Pattern(tuple):
+    """A comparison pattern (one level per comparison) that also carries the
+    agreed name values for the term-frequency adjustment: names is (first
+    word of the first name or "", surname or ""), "" where they do not agree
+    exactly. Equal to, and hashed as, the plain tuple of levels."""
+
+    names: tuple[str, str] = ("", "")
+
 
 NAME_CLOSE = 0.88
 SOUND_SPELLING = 0.8
@@ -213,7 +230,7 @@ def compare(a: MatchRecord, b: MatchRecord) -> tuple[int, ...] | None:
     last = (
         _surname_level(a.last, a.last_key, b_last, b_last_key) if a.last and b_last else MISSING
     )
-    return (
+    pattern = Pattern((
         _person_level(
             _given_level(a.first, a.first_key, b_first, b_first_key), _dob_level(a.dob, b.dob)
         ),
@@ -222,7 +239,14 @@ def compare(a: MatchRecord, b: MatchRecord) -> tuple[int, ...] | None:
         _set_level(a.phones, b.phones, _phone_close),
         _address_level(a, b),
         _id_level(a.national_id, b.national_id),
-    )
+    ))
+    if a.kind == "person":
+        first_word = a.first.partition(" ")[0]
+        same_first = first_word if first_word and first_word == b_first.partition(" ")[0] else ""
+        same_last = a.last if last == 0 else ""
+        if same_first or same_last:
+            pattern.names = (same_first, same_last)
+    return pattern
 
 
 def mask_identifier(value: str) -> str:

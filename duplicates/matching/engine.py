@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from django.db import connection
@@ -11,7 +11,7 @@ from django.db import connection
 from customers.models import Customer, EmailAddress, PhoneNumber, PostalAddress
 
 from .compare import COMPARISONS, LEVEL_COUNTS, MISSING, compare, names_swapped, shown_values
-from .model import MatchModel, _normalise
+from .model import Frequencies, MatchModel, _normalise, _pair_share, em_learn
 from .normalize import MatchRecord, record_build
 
 # See the package docstring for why 0.9.
@@ -76,6 +76,74 @@ def model_cache_clear() -> None:
     _model_cache.clear()
 
 
+# Name frequencies are counted on a random sample of about this many profiles
+# (all of them in a smaller database): plenty to tell a common name from a rare
+# one, and a bounded cost at a million customers.
+FREQUENCY_SAMPLE = 100_000
+
+
+def name_frequencies() -> dict[str, Frequencies]:
+    """How common each first name (its first word, nickname-resolved) and each
+    surname is among the people of the stored profiles (MatchProfile, as the
+    keys phase of a full scan wrote them), and how often first name and
+    surname go together: one grouped query over a random sample of at most
+    FREQUENCY_SAMPLE profiles (PostgreSQL; all of them elsewhere), the
+    commonest FREQUENCY_VALUES values of each name kept (model.Frequencies)."""
+    from duplicates.models import MatchProfile
+
+    table = connection.ops.quote_name(MatchProfile._meta.db_table)
+    if connection.vendor == "postgresql":
+        total = MatchProfile.objects.count()
+        sample = (
+            f"TABLESAMPLE BERNOULLI ({100.0 * FREQUENCY_SAMPLE / total:.6f})"
+            if total > FREQUENCY_SAMPLE else ""
+        )
+        query = (
+            "SELECT split_part(j->>1, ' ', 1), j->>2, COUNT(*) FROM "  # noqa: S608
+            f"(SELECT payload::jsonb AS j FROM {table} {sample}) AS p "
+            "WHERE j->>0 = 'person' GROUP BY 1, 2"
+        )
+    else:
+        query = (
+            "SELECT json_extract(payload, '$[1]'), json_extract(payload, '$[2]'), "  # noqa: S608
+            f"COUNT(*) FROM {table} WHERE json_extract(payload, '$[0]') = 'person' "
+            "GROUP BY 1, 2"
+        )
+    first_counts: Counter = Counter()
+    last_counts: Counter = Counter()
+    both: Counter = Counter()
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        for first, last, count in cursor.fetchall():
+            first = (first or "").partition(" ")[0]
+            if first:
+                first_counts[first] += count
+            if last:
+                last_counts[last] += count
+            if first and last:
+                both[first, last] += count
+    tables = {
+        name: Frequencies.from_counts(dict(counts))
+        for name, counts in (("first", first_counts), ("last", last_counts)) if counts
+    }
+    both_total = sum(both.values())
+    if both_total and "first" in tables and "last" in tables:
+        independent = tables["first"].squares * tables["last"].squares
+        if independent > 0:
+            together = _pair_share(both.values(), both_total)
+            tables["last"].with_first = max(1.0, together / independent)
+    return tables
+
+
+def learn_model(patterns: Counter, *, threshold: float) -> MatchModel:
+    """em_learn on the blocked pairs' patterns, with the data's name frequencies
+    (name_frequencies) for the term-frequency adjustment: what a full scan's
+    learning phase calls once the profiles are written."""
+    model = em_learn(patterns, threshold=threshold)
+    model.frequencies = name_frequencies() or None
+    return model
+
+
 def pair_score(
     model: MatchModel, a: MatchRecord, b: MatchRecord
 ) -> tuple[float, float, tuple[int, ...]] | None:
@@ -102,6 +170,11 @@ def explanation(
             weight = model.weights[c][level]
         if swapped and name in ("first_name_birth_date", "last_name") and level != MISSING:
             label += " (first and last names swapped)"
+        common = _name_share(model, pattern, c)
+        if common is not None:
+            share, bits = common
+            label += f" (1 in {max(1, round(1 / share)):,} customers share it)"
+            weight += bits
         rows.append(
             {
                 "comparison": name,
@@ -113,6 +186,26 @@ def explanation(
             }
         )
     return rows
+
+
+def _name_share(
+    model: MatchModel, pattern: tuple[int, ...], comparison: int
+) -> tuple[float, float] | None:
+    """(how common the agreed value is, the match weight its commonness adds)
+    for the first name (comparison 0) or the surname (1) a pair agrees on,
+    when the model has term frequencies; else None."""
+    names = getattr(pattern, "names", None)
+    if not names or not model.frequencies or comparison > 1 or not names[comparison]:
+        return None
+    table = model.frequencies.get("first" if comparison == 0 else "last")
+    if table is None:
+        return None
+    # The surname's share of the adjustment is what it adds to the first name's.
+    first_only = pattern.__class__(pattern)
+    first_only.names = (names[0], "")
+    first_bits = model.name_adjustment(first_only)[1]
+    bits = first_bits if comparison == 0 else model.name_adjustment(pattern)[1] - first_bits
+    return table.share(names[comparison]), bits
 
 
 def _batches(values: list[int], size: int = 5000) -> Iterable[list[int]]:

@@ -27,6 +27,37 @@ log2(m / u) with u the non-duplicates' level probabilities (related and
 unrelated together, by their shares); match_weight is their sum. A comparison
 one side lacks (MISSING) counts neither way.
 
+Term frequencies. A learned model also carries how common each first name
+(its first word) and surname is among the customers (Frequencies, counted
+once per full scan from the data, engine.name_frequencies). They refine two
+of the strangers' probabilities (the people blocking brought together by a
+coincidence) for the pair at hand, in MatchModel.score:
+
+- first name: EM learns how often strangers agree on it on average; for the
+  value v they agree on that becomes u * f(v) / sum(f(w)^2), f the share of
+  customers with that name: two strangers both bear v with probability
+  f(v)^2 against a duplicate's f(v), and sum(f(w)^2) makes the adjustment
+  average out to EM's u (the term-frequency adjustment of probabilistic
+  linkage tools);
+- surname: strangers share one only by chance (the structural constraint
+  below), and the chance that someone else bears surname w is f(w): that is
+  the probability of the level for this pair, in place of the floor. When
+  they share the first name too, that chance is f(w) times how much likelier
+  people with one first name are to share a surname than any two people
+  (Frequencies.with_first, measured on the data: names go together by
+  language and origin, so two Marcos are likelier than two strangers to both
+  be Rossi).
+
+So a stranger with the same common first name, surname and birth date (a
+coincidence that grows with the data: there are more John Smiths born on one
+day among a million customers than among a hundred thousand, and EM sees
+more of them among the blocked pairs) explains such a pair about as well as
+a duplicate does, and the pair scores low, while the same agreement on rare
+names still scores as a duplicate. The duplicates' and the related people's
+probabilities are not adjusted: a duplicate, or a household, shares a name
+whatever the name is (the factor f(v) common to every class cancels). Models
+without frequencies (the default model, older scans) score as before.
+
 Where EM starts (only the start; it moves everything to what the data says):
 duplicates mostly agree on every comparison; related people agree on all but
 first name x birth date; unrelated people's levels are as common as among all
@@ -70,6 +101,61 @@ STRANGERS_NEVER = tuple((c, 0) for c in range(1, len(LEVEL_COUNTS)))
 STRANGERS = 2
 
 
+# How many values per name a model keeps (the commonest); the others are
+# rarer, and count as the average of the values left out.
+FREQUENCY_VALUES = 5000
+
+
+@dataclass
+class Frequencies:
+    """How common the values of one name are: counts of the commonest values,
+    the average count of the others, the records counted, and sum(f^2) over
+    all values (the chance that two strangers share one, on average;
+    _pair_share)."""
+
+    counts: dict[str, int]
+    rest: float
+    total: int
+    squares: float
+    # For surnames: how much likelier two people who share a first name are
+    # to share a surname too than any two (names go together by language and
+    # origin): sum over (first name, surname) of f^2, over the product of the
+    # two names' sums of f^2. 1 when they are independent.
+    with_first: float = 1.0
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int], *, keep: int = FREQUENCY_VALUES) -> Frequencies:
+        total = sum(counts.values())
+        squares = _pair_share(counts.values(), total)
+        top = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:keep])
+        left = len(counts) - len(top)
+        rest = (total - sum(top.values())) / left if left else 1.0
+        return cls(counts=top, rest=max(rest, 1.0), total=total, squares=squares)
+
+    def share(self, value: str) -> float:
+        """f(value): the share of the records with this value (at least one record)."""
+        return min(1.0, self.counts.get(value, self.rest) / max(self.total, 1))
+
+    def as_json(self) -> dict:
+        return {"counts": self.counts, "rest": round(self.rest, 3), "total": self.total,
+                "squares": self.squares, "with_first": self.with_first}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Frequencies:
+        return cls(counts=dict(data["counts"]), rest=float(data["rest"]),
+                   total=int(data["total"]), squares=float(data["squares"]),
+                   with_first=float(data.get("with_first", 1.0)))
+
+
+def _pair_share(counts, total: int) -> float:
+    """The share of pairs of two different records that share a value, from
+    the counts of the values: sum n(n-1) / T(T-1) (unbiased on a sample, and
+    a record is not its own pair)."""
+    if total < 2:
+        return 0.0
+    return sum(n * (n - 1) for n in counts) / (total * (total - 1))
+
+
 def _normalise(values: list[float]) -> list[float]:
     values = [max(v, FLOOR) for v in values]
     total = sum(values)
@@ -84,7 +170,10 @@ class MatchModel:
     threshold: float
     trained_on: int = 0  # pairs
     iterations: int = 0
+    # {"first": Frequencies, "last": Frequencies}, or None: no term frequencies.
+    frequencies: dict[str, Frequencies] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _tf_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.m = self.classes[0]["probs"]
@@ -105,21 +194,78 @@ class MatchModel:
         ]
 
     def score(self, pattern: tuple[int, ...]) -> tuple[float, float]:
-        """(posterior probability of a duplicate, match weight) of a pattern."""
+        """(posterior probability of a duplicate, match weight) of a pattern,
+        adjusted by the frequencies of the agreed names (pattern.names) when
+        the model has them (see the module docstring)."""
         cached = self._cache.get(pattern)
         if cached is None:
             logs = [
                 share + sum(probs[c][level] for c, level in enumerate(pattern) if level != MISSING)
                 for share, probs in self._logs
             ]
-            top = max(logs)
-            total = sum(math.exp(v - top) for v in logs)
-            posterior = math.exp(logs[0] - top) / total
             weight = sum(
                 self.weights[c][level] for c, level in enumerate(pattern) if level != MISSING
             )
-            cached = self._cache[pattern] = (posterior, weight)
-        return cached
+            cached = self._cache[pattern] = (logs, weight, _posterior(logs))
+        logs, weight, posterior = cached
+        if self.frequencies is None or pattern.__class__ is tuple:
+            return posterior, weight
+        adjust, bits = self.name_adjustment(pattern)
+        if not adjust:
+            return posterior, weight
+        adjusted = logs.copy()
+        adjusted[STRANGERS] += adjust
+        return _posterior(adjusted), weight + bits
+
+    def name_adjustment(self, pattern: tuple[int, ...]) -> tuple[float, float]:
+        """(natural log of the factor on the strangers' likelihood, the match
+        weight in bits the names' commonness adds: log2 of the old over the new
+        u of the comparisons concerned) for the names a pattern agrees on;
+        (0, 0) without frequencies, agreed names or a strangers class."""
+        names = getattr(pattern, "names", None)
+        if not names or not self.frequencies or len(self.classes) <= STRANGERS:
+            return 0.0, 0.0
+        first, last = names
+        adjust = bits = 0.0
+        if first and pattern[0] != MISSING:
+            key = (pattern[0], first)
+            part = self._tf_cache.get(key)
+            if part is None:
+                part = self._tf_cache[key] = self._first_adjustment(pattern[0], first)
+            adjust, bits = part
+        if last and pattern[1] == 0:
+            key = (last, bool(first))
+            part = self._tf_cache.get(key)
+            if part is None:
+                part = self._tf_cache[key] = self._last_adjustment(last, bool(first))
+            adjust, bits = adjust + part[0], bits + part[1]
+        return adjust, bits
+
+    def _first_adjustment(self, level: int, first: str) -> tuple[float, float]:
+        table = self.frequencies.get("first")
+        if not table or table.squares <= 0:
+            return 0.0, 0.0
+        factor = table.share(first) / table.squares
+        return math.log(factor), self._u_bits(0, level, factor)
+
+    def _last_adjustment(self, last: str, with_first: bool) -> tuple[float, float]:
+        table = self.frequencies.get("last")
+        if not table:
+            return 0.0, 0.0
+        # In place of the floor the constraint put on the strangers' agreeing
+        # surname: the chance that another person bears it.
+        chance = min(1.0, table.share(last) * (table.with_first if with_first else 1.0))
+        factor = chance / self.classes[STRANGERS]["probs"][1][0]
+        return math.log(factor), self._u_bits(1, 0, factor)
+
+    def _u_bits(self, comparison: int, level: int, factor: float) -> float:
+        """log2(u / u'), u' the non-duplicates' probability of this level with
+        the strangers' multiplied by factor."""
+        others = self.classes[1:]
+        old = sum(c["share"] * c["probs"][comparison][level] for c in others)
+        strangers = self.classes[STRANGERS]
+        new = old + strangers["share"] * strangers["probs"][comparison][level] * (factor - 1)
+        return math.log2(old / new) if old > 0 and new > 0 else 0.0
 
     def as_json(self) -> dict:
         return {
@@ -128,6 +274,10 @@ class MatchModel:
             "threshold": self.threshold,
             "trained_on": self.trained_on,
             "iterations": self.iterations,
+            "frequencies": (
+                {name: table.as_json() for name, table in self.frequencies.items()}
+                if self.frequencies else None
+            ),
             "comparisons": [
                 {
                     "name": name,
@@ -144,15 +294,29 @@ class MatchModel:
     @classmethod
     def from_json(cls, data: dict) -> MatchModel | None:
         try:
+            frequencies = data.get("frequencies") or None
             model = cls(
                 classes=data["classes"], threshold=data["threshold"],
                 trained_on=data.get("trained_on", 0), iterations=data.get("iterations", 0),
+                frequencies=(
+                    {name: Frequencies.from_json(table) for name, table in frequencies.items()}
+                    if frequencies else None
+                ),
             )
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
         if any([len(levels) for levels in c["probs"]] != LEVEL_COUNTS for c in model.classes):
             return None  # a model of an older set of comparisons
         return model
+
+
+def _posterior(logs: list[float]) -> float:
+    top = max(logs)
+    exp = math.exp
+    total = 0.0
+    for value in logs:
+        total += exp(value - top)
+    return exp(logs[0] - top) / total
 
 
 def _top_heavy(count: int, top: float) -> list[float]:

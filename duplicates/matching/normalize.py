@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from anyascii import anyascii
 
@@ -104,9 +105,20 @@ _GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 
 _ASCII_NOT_WORD = re.compile(r"[^0-9a-z]+")
 
+# The per-value functions below are pure, and names, streets, towns and
+# postcodes repeat a lot (a full scan normalises millions of values drawn from
+# a few hundred thousand distinct ones): each keeps a bounded cache, so a
+# repeated value costs a dictionary look-up.
+_CACHE = 1 << 17
 
+
+@lru_cache(maxsize=_CACHE)
 def name_fold(value: str) -> str:
     """Any script, case, accent and punctuation folded: "Ørsted-Ñúñez" -> "orsted nunez"."""
+    return _name_fold(value)
+
+
+def _name_fold(value: str) -> str:
     if not value:
         return ""
     if value.isascii():
@@ -116,6 +128,7 @@ def name_fold(value: str) -> str:
     return fold(anyascii(value))
 
 
+@lru_cache(maxsize=_CACHE)
 def given_name_canonical(folded: str) -> str:
     """The compared form of a folded given name: its first word through the nickname table."""
     if not folded:
@@ -125,6 +138,7 @@ def given_name_canonical(folded: str) -> str:
     return f"{canonical} {rest}".strip() if rest else canonical
 
 
+@lru_cache(maxsize=_CACHE)
 def name_phonetic(folded: str) -> str:
     """One phonetic key for a (possibly multi-word) folded name."""
     return phonetic_key(folded.replace(" ", "")) if folded else ""
@@ -146,9 +160,12 @@ def email_normal(value: str) -> str:
 def phone_normal(value: str) -> str:
     """Stored phones are E.164 already; a value that is not keeps only its digits."""
     value = (value or "").strip()
+    if value[:1] == "+" and value[1:].isdigit():
+        return value  # E.164 already: the common case, without a loop over it
     return "+" + "".join(ch for ch in value if ch.isdigit()) if value else ""
 
 
+@lru_cache(maxsize=_CACHE)
 def postcode_normal(value: str) -> str:
     return _NOT_ALNUM.sub("", (value or "").upper())
 
@@ -156,11 +173,19 @@ def postcode_normal(value: str) -> str:
 def street_normal(value: str) -> tuple[str, str]:
     """(house number, street words with the street type spelled out): "12a High St." ->
     ("12", "high street"); "Hauptstr. 5" -> ("5", "haupt strasse")."""
-    text = name_fold(value)
-    numbers = _DIGITS.findall(text)
+    # Not through name_fold's cache: with the house number nearly every street
+    # value is distinct. The street without its numbers repeats: cached.
+    text = _name_fold(value)
+    number = _DIGITS.search(text)
+    words = _street_words(" ".join(w for w in text.split() if not w.isdigit()))
+    return (number.group() if number else ""), words
+
+
+@lru_cache(maxsize=_CACHE)
+def _street_words(text: str) -> str:
+    """The folded street's words (numbers left out) with the street type spelled out."""
     text = _GLUED_STREET.sub(r" \1", text)
-    words = [STREET_WORDS.get(w, w) for w in text.split() if not w.isdigit()]
-    return (numbers[0] if numbers else ""), " ".join(words)
+    return " ".join(STREET_WORDS.get(w, w) for w in text.split() if not w.isdigit())
 
 
 def national_id_normal(value: str) -> str:
@@ -178,6 +203,10 @@ def dob_normal(value) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError:
         return ""
+
+
+# json.dumps(value, separators=(",", ":")) without building an encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(slots=True)
@@ -205,13 +234,12 @@ class MatchRecord:
     keys: tuple[str, ...] = ()
 
     def dumps(self) -> str:
-        return json.dumps(
+        return _ENCODE(
             [
                 self.kind, self.first, self.last, self.first_shown, self.last_shown, self.dob,
                 self.emails, self.phones, self.national_id, self.postcode, self.house,
                 self.street, self.city, self.first_key, self.last_key, self.keys,
-            ],
-            separators=(",", ":"),
+            ]
         )
 
     @classmethod
@@ -251,8 +279,6 @@ def record_build(
         last = name_fold(last_name)
         first_shown, last_shown = first_name or "", last_name or ""
         identifier = national_id_normal(national_id)
-    from .blocking import record_keys  # blocking builds on this module
-
     house, street_words = street_normal(street)
     record = MatchRecord(
         id=customer_id,
@@ -272,8 +298,15 @@ def record_build(
         first_key=name_phonetic(first.partition(" ")[0]),
         last_key=name_phonetic(last),
     )
-    record.keys = tuple(record_keys(record))
+    record.keys = tuple(_record_keys()(record))
     return record
+
+
+@lru_cache(maxsize=1)
+def _record_keys():
+    from .blocking import record_keys  # blocking builds on this module
+
+    return record_keys
 
 
 def record_from_data(data: dict, *, customer_id: int = 0) -> MatchRecord:

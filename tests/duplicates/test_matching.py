@@ -163,3 +163,127 @@ def test_phones_in_different_formats_match_once_normalised_to_e164():
     pattern = compare(record_from_data(a), record_from_data(b, customer_id=2))
     assert pattern[3] == 0  # phone agrees
     assert score(a, b) >= DEFAULT_THRESHOLD
+
+
+# -- term frequencies -------------------------------------------------------------
+
+TRAINING = {
+    (0, 0, 0, 0, 0, -1): 300, (1, 0, -1, 0, 0, -1): 100, (0, 1, 0, -1, 1, -1): 80,
+    (0, 0, 2, 2, 2, -1): 30, (0, 0, 0, 2, 2, -1): 30, (3, 0, 0, 0, 0, -1): 40,
+    (7, 0, 0, 0, 0, -1): 250, (7, 0, 2, 0, 0, -1): 250, (4, 0, 2, 2, 0, -1): 20,
+    (5, 0, 2, 0, 0, -1): 40,
+    (7, 2, 2, 2, 1, -1): 900, (4, 2, 2, 2, 2, -1): 300, (7, 1, 2, 2, 2, -1): 200,
+    (0, 2, 2, 2, 2, -1): 150, (1, 2, 2, 2, 2, -1): 60,
+}
+
+
+def tf_model():
+    """A model learned by EM, with name frequencies as a full scan counts them:
+    John and Smith common, most names rare."""
+    from collections import Counter
+
+    from duplicates.matching.model import Frequencies
+
+    model = em_learn(Counter(TRAINING), threshold=DEFAULT_THRESHOLD)
+    firsts = {"john": 400, "william": 40, "margaret": 30, "oliver": 30, "xavier": 1,
+              **{f"given{i}": 5 for i in range(1800)}}
+    lasts = {"smith": 300, "thompson": 20, "quennell": 1, **{f"family{i}": 4 for i in range(2500)}}
+    model.frequencies = {"first": Frequencies.from_counts(firsts),
+                         "last": Frequencies.from_counts(lasts)}
+    return model
+
+
+STRANGER = {"email": "someone.else@example.org", "phone": "+447700900999",
+            "street": "3 Park Lane", "postcode": "M1 1AE", "city": "Manchester"}
+
+
+def test_agreeing_on_common_names_counts_less_than_on_rare_ones():
+    """The same pattern (first name, surname and birth date agree, nothing else):
+    two John Smiths born on one day may well be strangers, two Xavier Quennells not."""
+    model = tf_model()
+    common_a = {**JOHN, "first_name": "John", "last_name": "Smith"}
+    rare_a = {**JOHN, "first_name": "Xavier", "last_name": "Quennell"}
+    common_b, rare_b = {**common_a, **STRANGER}, {**rare_a, **STRANGER}
+    common = pair_score(
+        model, record_from_data(common_a), record_from_data(common_b, customer_id=2)
+    )
+    rare = pair_score(model, record_from_data(rare_a), record_from_data(rare_b, customer_id=2))
+    assert common[2] == rare[2] == (0, 0, 2, 2, 2, -1)
+    assert common[0] < rare[0] and common[1] < rare[1]
+    assert common[0] < DEFAULT_THRESHOLD <= rare[0]
+    # Without frequencies the pattern alone decides.
+    model.frequencies = None
+    assert model.score(common[2])[0] == model.score(rare[2])[0]
+
+
+def test_name_frequencies_survive_the_model_json():
+    from duplicates.matching.model import MatchModel
+
+    model = tf_model()
+    again = MatchModel.from_json(model.as_json())
+    a = record_from_data({**JOHN, "first_name": "John", "last_name": "Smith"})
+    b = record_from_data({**JOHN, "first_name": "John", "last_name": "Smith", **STRANGER},
+                         customer_id=2)
+    assert pair_score(again, a, b)[:2] == pytest.approx(pair_score(model, a, b)[:2])
+    rows = {row["comparison"]: row for row in explanation(model, a, b, pair_score(model, a, b)[2])}
+    assert "customers share it" in rows["last_name"]["label"]
+    assert rows["last_name"]["weight"] < model.weights[1][0]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"last_name": "Thomspon"},  # transposed letters
+        {"first_name": "Wiliam", "email": ""},  # typo, e-mail missing
+        {"first_name": "Bill"},  # nickname
+        {"first_name": "Thompson", "last_name": "William"},  # swapped names
+        {"phone": "+447700900123", "email": "W.Thompson@gmail.com", "street": "12 High St"},
+        {"date_of_birth": "1979-03-15", "phone": ""},  # birth date one digit off
+    ],
+)
+def test_corrupted_copies_still_match_with_term_frequencies(change):
+    assert score(JOHN, {**JOHN, **change}, tf_model()) >= DEFAULT_THRESHOLD
+
+
+def test_same_name_different_birth_date_and_households_still_apart_with_term_frequencies():
+    model = tf_model()
+    other = {**JOHN, "date_of_birth": "1991-08-30", "email": "wt1991@yahoo.com", "phone": "",
+             "street": "3 Park Lane", "postcode": "M1 1AE"}
+    assert score(JOHN, other, model) < DEFAULT_THRESHOLD
+    spouse = {**JOHN, "first_name": "Margaret", "date_of_birth": "1981-11-02",
+              "email": "thompson.family@gmail.com"}
+    child = {**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21",
+             "email": "thompson.family@gmail.com"}
+    assert score(JOHN, spouse, model) < DEFAULT_THRESHOLD
+    assert score(spouse, child, model) < DEFAULT_THRESHOLD
+
+
+def test_phone_formats_still_match_with_term_frequencies():
+    from customers.normalization import normalize_phone
+
+    a = {**JOHN, "email": "", "phone": normalize_phone("020 7946 0958", "GB"),
+         "date_of_birth": ""}
+    b = {**a, "phone": normalize_phone("+44 (0)20-7946-0958", "GB"), "first_name": "Bill"}
+    assert score(a, b, tf_model()) >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.django_db
+def test_name_frequencies_are_counted_from_the_profiles():
+    from duplicates.matching.engine import learn_model, name_frequencies
+
+    people = [("Bill", "Smith"), ("William", "Smith"), ("Mary Ann", "Smith"), ("Mary", "Jones")]
+    customers = [factories.PersonFactory(first_name=f, last_name=last) for f, last in people]
+    customers.append(factories.OrganizationFactory(organization_name="Smith Ltd"))
+    match_keys_refresh(customer_ids=[c.pk for c in customers])
+
+    frequencies = name_frequencies()
+    assert frequencies["first"].counts == {"william": 2, "mary": 2}  # nickname resolved
+    assert frequencies["last"].counts == {"smith": 3, "jones": 1}  # people only
+    assert frequencies["last"].share("smith") == 0.75
+    # Pairs of two people: 2 of 12 share both names, 4 the first, 6 the surname.
+    assert frequencies["first"].squares == pytest.approx(4 / 12)
+    assert frequencies["last"].with_first == pytest.approx((2 / 12) / (4 / 12 * 6 / 12))
+    from collections import Counter
+
+    model = learn_model(Counter(TRAINING), threshold=DEFAULT_THRESHOLD)
+    assert model.as_json()["frequencies"]["last"]["counts"] == {"smith": 3, "jones": 1}

@@ -87,6 +87,24 @@ def test_a_rescan_keeps_the_stewards_decisions(family):
     assert DuplicateCandidate.objects.count() == 1
 
 
+def test_a_rescan_rewrites_only_pairs_whose_evidence_changed(family):
+    william, bill, *_ = family
+    first = scan()
+    candidate = pairs()[pair(william, bill)]
+    scan()
+    assert candidate.history.count() == 1  # nothing new to say: not rewritten
+    assert pairs()[pair(william, bill)].scan_id == first["scan"]
+
+    factories.PhoneFactory(customer=bill, number="+442079460958")
+    factories.PhoneFactory(customer=william, number="+442079460958")
+    Customer.objects.filter(pk__in=[william.pk, bill.pk]).update(updated_at=timezone.now())
+    third = scan()
+    rescored = pairs()[pair(william, bill)]
+    assert rescored.scan_id == third["scan"] and candidate.history.count() == 2
+    assert any(part["comparison"] == "phone" and part["weight"] > 0
+               for part in rescored.explanation)
+
+
 def test_not_a_duplicate_is_not_proposed_again_until_one_side_changes(family):
     william, bill, *_ = family
     scan()
@@ -207,3 +225,56 @@ def test_scan_duplicates_command_prints_a_summary(family):
     call_command("scan_duplicates", "--full", stdout=out)
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     assert summary["records"] == 4 and summary["candidates"] == 1
+
+
+def _key_indexes() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        return {
+            index
+            for index, info in connection.introspection.get_constraints(
+                cursor, MatchKey._meta.db_table
+            ).items()
+            if info["index"] and not info["primary_key"]
+        }
+
+
+@pytest.mark.django_db
+def test_a_full_scan_rebuilds_the_key_indexes_it_drops(family):
+    before = _key_indexes()
+    assert {"match_key_idx", "match_key_bucket_idx", "match_key_customer_idx"} <= before
+
+    summary = scan()
+
+    assert summary["status"] == "completed" and summary["candidates"] == 1
+    assert _key_indexes() == before
+
+
+@pytest.mark.django_db
+def test_a_full_scan_that_fails_gets_its_key_indexes_back(family):
+    before = _key_indexes()
+    with (
+        mock.patch.object(scanning, "_keys_write", side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError),
+    ):
+        scan()
+
+    assert DuplicateScan.objects.get().status == "failed"
+    assert _key_indexes() == before
+    # and the next scan runs as usual
+    assert scan()["candidates"] == 1
+
+
+def test_repeated_values_normalise_as_before():
+    from duplicates.matching.normalize import phone_normal, street_normal
+
+    # (as before the caches: a number glued to letters stays one of the words)
+    assert street_normal("12a High St.") == ("12", "12a high street")
+    assert street_normal("Hauptstr. 5") == ("5", "haupt strasse")
+    assert street_normal("Hauptstr. 7") == ("7", "haupt strasse")
+    assert street_normal("3 12str weg") == ("3", "strasse weg")
+    assert street_normal("") == ("", "")
+    assert phone_normal("+447700900123") == "+447700900123"
+    assert phone_normal(" 020 7946 0958 ") == "+02079460958"
+    assert phone_normal("+44 (0) 20") == "+44020"
