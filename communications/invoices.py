@@ -39,17 +39,6 @@ AMOUNT_NOT_POSITIVE = models.AMOUNT_NOT_POSITIVE
 NOT_A_CSV = "The file is not a UTF-8 CSV."
 IMPORT_REJECTED = "The file was rejected: {count} row(s) with errors; nothing was imported."
 
-INVOICE_COLUMNS = (
-    "source",
-    "external_id",
-    "number",
-    "amount",
-    "currency",
-    "issue_date",
-    "due_date",
-    "status",
-    "paid_at",
-)
 REQUIRED_COLUMNS = (
     "source",
     "external_id",
@@ -59,6 +48,7 @@ REQUIRED_COLUMNS = (
     "issue_date",
     "due_date",
 )
+INVOICE_COLUMNS = (*REQUIRED_COLUMNS, "status", "paid_at")
 _CHANGEABLE = ("amount", "currency", "issue_date", "due_date", "status", "paid_at")
 
 

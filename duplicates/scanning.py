@@ -62,6 +62,7 @@ from .matching.engine import (
     DEFAULT_MODEL,
     DEFAULT_THRESHOLD,
     explanation,
+    last_full_model_json,
     learn_model,
     model_cache_clear,
     profiles_load,
@@ -215,18 +216,6 @@ def _fail(scan: DuplicateScan, error: Exception) -> None:
         _keys_indexes_ensure()
 
 
-def _last_full_model() -> dict | None:
-    return (
-        DuplicateScan.objects.filter(
-            kind=DuplicateScan.Kind.FULL, status=DuplicateScan.Status.COMPLETED
-        )
-        .exclude(model={})
-        .order_by("-finished_at", "-id")
-        .values_list("model", flat=True)
-        .first()
-    )
-
-
 def _changed_since(scan: DuplicateScan):
     previous = (
         DuplicateScan.objects.filter(status=DuplicateScan.Status.COMPLETED)
@@ -239,7 +228,7 @@ def _changed_since(scan: DuplicateScan):
 
 
 def _keys_plan(scan: DuplicateScan) -> list[int]:
-    model = _last_full_model()
+    model = last_full_model_json()
     if scan.kind == DuplicateScan.Kind.INCREMENTAL and model is None:
         # Nothing learned yet to score with: only a full scan can begin.
         scan.kind = DuplicateScan.Kind.FULL

@@ -53,12 +53,21 @@ _model_cache: dict[str, tuple[float, MatchModel]] = {}
 def current_model() -> MatchModel:
     """The model of the last completed full scan (cached a minute per process),
     or DEFAULT_MODEL before any."""
-    from duplicates.models import DuplicateScan
 
     cached = _model_cache.get("model")
     if cached and time.monotonic() - cached[0] < MODEL_CACHE_SECONDS:
         return cached[1]
-    data = (
+    data = last_full_model_json()
+    model = (MatchModel.from_json(data) if data else None) or DEFAULT_MODEL
+    _model_cache["model"] = (time.monotonic(), model)
+    return model
+
+
+def last_full_model_json() -> dict | None:
+    """The model the newest completed full scan learned, as stored (JSON)."""
+    from duplicates.models import DuplicateScan
+
+    return (
         DuplicateScan.objects.filter(
             kind=DuplicateScan.Kind.FULL, status=DuplicateScan.Status.COMPLETED
         )
@@ -67,9 +76,6 @@ def current_model() -> MatchModel:
         .values_list("model", flat=True)
         .first()
     )
-    model = (MatchModel.from_json(data) if data else None) or DEFAULT_MODEL
-    _model_cache["model"] = (time.monotonic(), model)
-    return model
 
 
 def model_cache_clear() -> None:
