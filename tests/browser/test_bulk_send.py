@@ -39,12 +39,21 @@ def test_bulk_send_progress_and_lazy_invoices(live_server, page, celery_eager):
         factories.EmailFactory(customer=customer, email=f"{name.lower()}@example.com")
         if name != "Edsger":
             services.consent_record(
-                actor=support, customer=customer, channel="email", purpose="service",
-                granted=True, source="web_form", reason="signed up",
+                actor=support,
+                customer=customer,
+                channel="email",
+                purpose="service",
+                granted=True,
+                source="web_form",
+                reason="signed up",
             )
     Invoice.objects.create(
-        customer=customer, number="INV-77", amount=Decimal("12.00"), currency="EUR",
-        issue_date=datetime.date(2026, 1, 1), due_date=datetime.date(2026, 1, 31),
+        customer=customer,
+        number="INV-77",
+        amount=Decimal("12.00"),
+        currency="EUR",
+        issue_date=datetime.date(2026, 1, 1),
+        due_date=datetime.date(2026, 1, 31),
     )
     system_actor()
 

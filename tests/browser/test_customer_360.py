@@ -2,6 +2,7 @@
 timeline to calls and load more, all in a real browser."""
 
 import datetime
+import re
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,18 @@ def test_search_open_filter_timeline_and_load_more(live_server, page):
     now = timezone.now()
     for i in range(30):
         factories.InteractionFactory(
-            customer=customer, kind="call", channel="phone", summary=f"Call number {i}",
-            occurred_at=now - datetime.timedelta(hours=i + 1), amount=None, currency="",
+            customer=customer,
+            kind="call",
+            channel="phone",
+            summary=f"Call number {i}",
+            occurred_at=now - datetime.timedelta(hours=i + 1),
+            amount=None,
+            currency="",
         )
     for i in range(5):
         factories.InteractionFactory(
-            customer=customer, summary=f"Purchase {i}",
+            customer=customer,
+            summary=f"Purchase {i}",
             occurred_at=now - datetime.timedelta(minutes=30 + i),
         )
 
@@ -45,6 +52,7 @@ def test_search_open_filter_timeline_and_load_more(live_server, page):
     expect(search).to_be_focused()
     search.fill("siobhan o brian")
     search.press("Enter")
+    expect(page).to_have_url(re.compile(r"q=siobhan"))
     page.get_by_role("link", name="Siobhán Ó Briain").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Siobhán Ó Briain")
 

@@ -27,7 +27,10 @@ def test_steward_reviews_merges_and_unmerges_a_pair(live_server, page):
     duplicate = factories.PersonFactory(first_name="Margaret", last_name="Hamilton-Heafield")
     factories.EmailFactory(customer=duplicate, email="maggie@example.org")
     candidate = DuplicateCandidate.objects.create(
-        customer_a=survivor, customer_b=duplicate, score=0.96, match_weight=9.1,
+        customer_a=survivor,
+        customer_b=duplicate,
+        score=0.96,
+        match_weight=9.1,
         explanation=EXPLANATION,
     )
 

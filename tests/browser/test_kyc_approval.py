@@ -2,6 +2,7 @@
 prepared, reads it and approves it; a case the officer prepared offers them
 no decision at all."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def test_officer_approves_a_case_prepared_by_staff(live_server, page, settings, 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="KYC").click()
 
     page.get_by_label("Status").select_option("awaiting")
+    # The filter swaps the list and pushes its URL; a click that lands before
+    # that push would be cancelled by it, so wait for the filtered page.
+    expect(page).to_have_url(re.compile(r"status=awaiting"))
     cases = page.locator("#cases")
     expect(cases.get_by_role("link", name="Margit Kovács")).to_be_visible()
     cases.get_by_role("link", name="Margit Kovács").click()

@@ -1,5 +1,7 @@
 """A person logs in through the real login form in Chromium and opens a customer."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -27,6 +29,7 @@ def test_staff_logs_in_searches_and_opens_a_customer_page(live_server, page):
     expect(search).to_be_focused()
     search.fill("ingrid@example.dk")
     search.press("Enter")
+    expect(page).to_have_url(re.compile(r"q=ingrid"))
     page.get_by_role("link", name="Ingrid Sørensen").click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Ingrid Sørensen")
