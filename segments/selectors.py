@@ -229,13 +229,13 @@ def _pareto_json(points: list[ParetoPoint]) -> list[list[float]]:
     return [[point.customer_share, point.revenue_share] for point in points]
 
 
-def segment_figures(segments: QuerySet[CustomerSegment]) -> dict:
-    """What the segments page draws for `segments`, JSON-serialisable, in three
-    aggregate queries over them (the live path)."""
-    tiers, cells = _tiers_and_cells(segments)
+def _totals(tiers: dict) -> tuple[int, Decimal]:
     customers = sum(n for n, _ in tiers.values())
     revenue = sum((Decimal(amount) for _, amount in tiers.values()), Decimal(0))
-    pareto = _pareto(segments, customers=customers, revenue=revenue)
+    return customers, revenue
+
+
+def _figures(tiers: dict, cells, pareto: list[ParetoPoint], customers: int, revenue) -> dict:
     return {
         "tiers": tiers,
         "customers": customers,
@@ -243,6 +243,15 @@ def segment_figures(segments: QuerySet[CustomerSegment]) -> dict:
         "cells": cells,
         "pareto": _pareto_json(pareto),
     }
+
+
+def segment_figures(segments: QuerySet[CustomerSegment]) -> dict:
+    """What the segments page draws for `segments`, JSON-serialisable, in three
+    aggregate queries over them (the live path)."""
+    tiers, cells = _tiers_and_cells(segments)
+    customers, revenue = _totals(tiers)
+    pareto = _pareto(segments, customers=customers, revenue=revenue)
+    return _figures(tiers, cells, pareto, customers, revenue)
 
 
 def segment_figures_public() -> dict:
@@ -250,16 +259,9 @@ def segment_figures_public() -> dict:
     ones): the summary the recompute writes. Its Pareto curve is read from the
     ranks, not a window."""
     tiers, cells = _tiers_and_cells(CustomerSegment.objects.filter(pareto_rank__isnull=False))
-    customers = sum(n for n, _ in tiers.values())
-    revenue = sum((Decimal(amount) for _, amount in tiers.values()), Decimal(0))
+    customers, revenue = _totals(tiers)
     pareto, _, _ = _pareto_with(None, customers=customers, revenue=revenue)
-    return {
-        "tiers": tiers,
-        "customers": customers,
-        "revenue": str(revenue),
-        "cells": cells,
-        "pareto": _pareto_json(pareto),
-    }
+    return _figures(tiers, cells, pareto, customers, revenue)
 
 
 def _figures_with_granted(figures: dict, *, granted: list[int]) -> dict:
@@ -277,13 +279,8 @@ def _figures_with_granted(figures: dict, *, granted: list[int]) -> dict:
     pareto, customers, revenue = _pareto_with(
         extras, customers=figures["customers"], revenue=Decimal(figures["revenue"])
     )
-    return {
-        "tiers": merged_tiers,
-        "customers": customers,
-        "revenue": str(revenue),
-        "cells": [[r, f, n] for (r, f), n in merged_cells.items()],
-        "pareto": _pareto_json(pareto),
-    }
+    cells_list = [[r, f, n] for (r, f), n in merged_cells.items()]
+    return _figures(merged_tiers, cells_list, pareto, customers, revenue)
 
 
 def _overview(figures: dict, **rest) -> SegmentsOverview:
@@ -325,7 +322,8 @@ def segments_overview(*, user: AbstractBaseUser) -> SegmentsOverview:
     summary = SegmentSummary.objects.order_by("-computed_at").first()
     granted = restricted_granted(user) if summary is not None else None
     if granted is not None and restricted_fingerprint() == (
-        summary.restricted_count, summary.restricted_id_sum
+        summary.restricted_count,
+        summary.restricted_id_sum,
     ):
         figures = summary.figures
         if granted:
@@ -363,7 +361,9 @@ def _keyset(customers: QuerySet[Customer], *, after: str, description: str) -> D
     )
     next_after = rows[DRILL_PAGE_SIZE - 1].pk if len(rows) > DRILL_PAGE_SIZE else None
     return DrillPage(
-        customers=rows[:DRILL_PAGE_SIZE], next_after=next_after, after=start,
+        customers=rows[:DRILL_PAGE_SIZE],
+        next_after=next_after,
+        after=start,
         description=description,
     )
 
@@ -505,8 +505,9 @@ def _consent_granted(purpose: str) -> Exists:
         | Q(recorded_at=OuterRef("recorded_at"), pk__gt=OuterRef("pk"))
     )
     return Exists(
-        ConsentEntry.objects.filter(customer=OuterRef("pk"), purpose=purpose, granted=True)
-        .filter(~Exists(later))
+        ConsentEntry.objects.filter(customer=OuterRef("pk"), purpose=purpose, granted=True).filter(
+            ~Exists(later)
+        )
     )
 
 
@@ -606,8 +607,11 @@ class QualityFigures:
             "customers": self.customers,
             "contactable": self.contactable,
             "fields": {
-                item.key: {"population": item.population, "complete": item.complete,
-                           "valid": item.valid}
+                item.key: {
+                    "population": item.population,
+                    "complete": item.complete,
+                    "valid": item.valid,
+                }
                 for item in self.fields
             },
             "consent": dict(self.consent),
@@ -681,9 +685,11 @@ def _candidates_open() -> QuerySet:
 
 def duplicates_open_public() -> int:
     """Open candidates between two unrestricted customers (the snapshot's figure)."""
-    return _candidates_open().filter(
-        customer_a__restricted=False, customer_b__restricted=False
-    ).count()
+    return (
+        _candidates_open()
+        .filter(customer_a__restricted=False, customer_b__restricted=False)
+        .count()
+    )
 
 
 def _duplicates_open_granted(ids: list[int]) -> int:
@@ -844,8 +850,10 @@ def _customer_count(*, user: AbstractBaseUser, granted: list[int] | None) -> dic
                 .exclude(status=Customer.Status.MERGED)
                 .count()
             )
-        return {"customer_count": snapshot.figures["customers"] + extra,
-                "customer_count_as_of": snapshot.taken_at}
+        return {
+            "customer_count": snapshot.figures["customers"] + extra,
+            "customer_count_as_of": snapshot.taken_at,
+        }
     return {
         "customer_count": customers_visible_to(user).exclude(status=Customer.Status.MERGED).count(),
         "customer_count_as_of": None,

@@ -150,8 +150,11 @@ def _no_progress(done: int, phase: str) -> None:
 
 
 def segments_recompute(
-    *, actor: AbstractBaseUser, window_days: int = DEFAULT_WINDOW_DAYS,
-    now: datetime.datetime | None = None, progress: Progress = _no_progress,
+    *,
+    actor: AbstractBaseUser,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    now: datetime.datetime | None = None,
+    progress: Progress = _no_progress,
 ) -> int:
     """Replace every customer's segment with one computed over the last
     `window_days` days, in one transaction and two set-based statements (no
@@ -232,7 +235,8 @@ def segment_run_execute(*, run_id: int) -> SegmentRun | None:
     try:
         with _progress_writer(run_id) as progress:
             count = segments_recompute(
-                actor=run.requested_by or system_actor(), window_days=run.window_days,
+                actor=run.requested_by or system_actor(),
+                window_days=run.window_days,
                 progress=progress,
             )
     except Exception as error:
@@ -241,8 +245,11 @@ def segment_run_execute(*, run_id: int) -> SegmentRun | None:
         )
         raise
     SegmentRun.objects.filter(pk=run_id).update(
-        status=SegmentRun.Status.COMPLETED, finished_at=timezone.now(), customers=count,
-        steps_done=len(RECOMPUTE_STEPS), phase="",
+        status=SegmentRun.Status.COMPLETED,
+        finished_at=timezone.now(),
+        customers=count,
+        steps_done=len(RECOMPUTE_STEPS),
+        phase="",
     )
     run.refresh_from_db()
     return run

@@ -28,8 +28,11 @@ def segments_home(request):
             x_label="Customers (% of segmented, best first)",
             y_label="Cumulative revenue (%)",
             points=[
-                (p.customer_share, p.revenue_share,
-                 f"{p.customer_share:.0%} of customers make {p.revenue_share:.0%} of revenue")
+                (
+                    p.customer_share,
+                    p.revenue_share,
+                    f"{p.customer_share:.0%} of customers make {p.revenue_share:.0%} of revenue",
+                )
                 for p in overview.pareto
             ],
             reference=0.8,
@@ -37,8 +40,10 @@ def segments_home(request):
         ),
         "tier_chart": bar_chart(
             title="Customers per tier",
-            items=[(f"Tier {row.tier}", row.customers, TIER_CLASSES[row.tier])
-                   for row in overview.tiers],
+            items=[
+                (f"Tier {row.tier}", row.customers, TIER_CLASSES[row.tier])
+                for row in overview.tiers
+            ],
             label_width=80,
         ),
         "window_choices": services.WINDOW_CHOICES,

@@ -29,8 +29,13 @@ def consent(customer, *, granted: bool, channel="email", purpose="marketing", at
     from communications.models import ConsentEntry
 
     return ConsentEntry.objects.create(
-        customer=customer, channel=channel, purpose=purpose, granted=granted,
-        recorded_at=at or timezone.now(), source="call", reason="asked",
+        customer=customer,
+        channel=channel,
+        purpose=purpose,
+        granted=granted,
+        recorded_at=at or timezone.now(),
+        source="call",
+        reason="asked",
     )
 
 

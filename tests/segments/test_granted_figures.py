@@ -20,18 +20,15 @@ def live(user) -> dict:
 
 
 def corrected(user) -> dict:
-    overview = selectors.segments_overview(user=user)
-    return {
-        "customers": overview.customers,
-        "revenue": overview.revenue,
-        "tiers": {row.tier: (row.customers, row.revenue) for row in overview.tiers},
-        "grid": overview.rfm_grid,
-        "pareto": [(p.customer_share, p.revenue_share) for p in overview.pareto],
-    }
+    return drawn(selectors.segments_overview(user=user))
 
 
 def as_overview(figures: dict) -> dict:
-    overview = selectors._overview(figures, last_run=None, computed_at=None, window_days=None)
+    return drawn(selectors._overview(figures, last_run=None, computed_at=None, window_days=None))
+
+
+def drawn(overview) -> dict:
+    """What the page draws from an overview, in comparable form."""
     return {
         "customers": overview.customers,
         "revenue": overview.revenue,

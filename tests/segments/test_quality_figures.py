@@ -127,7 +127,7 @@ def test_the_trend_table_shows_consent_and_duplicates(world, staff, client_for):
     services.quality_snapshot_take()
 
     page = client_for(staff).get("/quality/").content.decode()
-    table = page[page.index('id="trend-table"'):]
+    table = page[page.index('id="trend-table"') :]
     assert "Open duplicates" in table and "Marketing consent" in table
 
 
@@ -149,7 +149,7 @@ def test_stewards_see_the_duplicate_queue_of_visible_pairs(world, steward, clien
     assert figure(content, "figure-duplicates") == "1"
     page = content.decode()
     assert f'href="/duplicates/{world["pairs"]["ann_bob"].pk}/"' in page
-    assert f'/duplicates/{world["pairs"]["bob_vip"].pk}/' not in page
+    assert f"/duplicates/{world['pairs']['bob_vip'].pk}/" not in page
     assert "Vip" not in page
     assert 'href="/duplicates/?status=open"' in page
 
@@ -162,8 +162,8 @@ def test_a_granted_steward_sees_the_restricted_pairs_best_first(world, steward, 
 
     assert figure(content, "figure-duplicates") == "3"
     assert figure(content, "figure-customers") == "4"
-    first = page.index(f'/duplicates/{world["pairs"]["bob_vip"].pk}/')
-    assert first < page.index(f'/duplicates/{world["pairs"]["ann_bob"].pk}/')
+    first = page.index(f"/duplicates/{world['pairs']['bob_vip'].pk}/")
+    assert first < page.index(f"/duplicates/{world['pairs']['ann_bob'].pk}/")
 
 
 def test_a_pair_needs_both_customers_granted(world, steward, client_for):

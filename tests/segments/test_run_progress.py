@@ -10,7 +10,10 @@ from segments.models import SegmentRun
 @pytest.mark.django_db
 def test_the_status_shows_the_step_a_running_recompute_is_at(steward, client_for):
     run = SegmentRun.objects.create(
-        window_days=365, requested_by=steward, status="running", steps_done=1,
+        window_days=365,
+        requested_by=steward,
+        status="running",
+        steps_done=1,
         phase=services.RECOMPUTE_STEPS[1],
     )
 
@@ -22,9 +25,7 @@ def test_the_status_shows_the_step_a_running_recompute_is_at(steward, client_for
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_progress_is_visible_to_other_connections_while_the_recompute_runs(
-    steward, monkeypatch
-):
+def test_progress_is_visible_to_other_connections_while_the_recompute_runs(steward, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("progress is written through a second connection on PostgreSQL only")
     run = SegmentRun.objects.create(window_days=365, requested_by=steward)
