@@ -1,29 +1,39 @@
-"""Bulk sends: one template to a filtered set of customers, run by a Celery job.
+"""Bulk sends: one template to a filtered set of customers, run by Celery workers.
 
 Guarantees:
 - Who may bulk send is who may send one message (communications.add_message),
   and the customers are always within customers_visible_to(the creator),
   evaluated when the job runs.
-- The send rules are the single send's: each chunk creates its messages and
-  hands them to services.messages_deliver, the one set-based path that checks
-  consent, the cap, the contact point and quiet hours.
+- The send rules are the single send's: a chunk's new messages go through
+  services.messages_create_and_deliver and those an earlier attempt left through
+  services.messages_deliver, which apply the same rules (_decide: consent, the
+  cap, the contact point and quiet hours) to the same facts.
+- Fan-out: the job is planned in chunks (BulkSendChunk, an id range of the
+  recipients each) that any number of workers claim one at a time (the task
+  bulk_send_run queues bulk_send_work helpers); the counters grow by each
+  chunk's exact counts when it is done, and the last worker closes the job.
 - A chunk is idempotent: its messages' keys are "bulk:<send>:<customer>"
   (unique), a retried chunk finds them and only delivers those still queued,
-  and the claim in messages_deliver means none is sent twice.
+  and messages are committed as handed to their backend before it is called,
+  so none is sent twice. A chunk whose worker died is requeued when the job is
+  resumed (bulk_sends_recover_stalled).
 - Set-based: a chunk's queries do not depend on its size (see
-  tests/communications/test_bulk_send.py); emails leave through one backend
-  connection per chunk.
+  tests/communications/test_bulk_send.py): one COPY of its messages, one UPDATE
+  of those sent; emails leave through one backend connection per chunk.
 """
 
 from __future__ import annotations
 
 import datetime
+import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from cim.audit import stamp, system_actor, system_reason
@@ -31,7 +41,14 @@ from customers.models import Customer
 from customers.selectors import MAX_SEARCH_RESULTS, customer_search, customers_visible_to
 
 from . import rendering, services
-from .models import SENDABLE_CHANNELS, BulkSend, ConsentEntry, Message, MessageTemplate
+from .models import (
+    SENDABLE_CHANNELS,
+    BulkSend,
+    BulkSendChunk,
+    ConsentEntry,
+    Message,
+    MessageTemplate,
+)
 
 CANNOT_BULK_SEND = services.CANNOT_SEND
 NOT_CANCELLABLE = "Only a queued or running bulk send can be cancelled (this one is {status})."
@@ -135,7 +152,7 @@ def bulk_send_cancel(*, actor: AbstractBaseUser, bulk: BulkSend) -> BulkSend:
 
 
 def bulk_send_claim(*, bulk_id: int) -> BulkSend | None:
-    """Take the job: a queued one, or a running one whose worker stopped beating.
+    """Take the job: a queued one, or a running one whose workers stopped beating.
     None when another worker has it or it is over (a redelivered task)."""
     now = timezone.now()
     claimable = BulkSend.objects.filter(pk=bulk_id).filter(
@@ -152,20 +169,40 @@ def bulk_key(*, bulk_id: int, customer_id: int) -> str:
     return f"bulk:{bulk_id}:{customer_id}"
 
 
+class ChunkOutcome(Counter):
+    """A chunk attempt's outcomes (see bulk_send_chunk), with `final`: the status
+    counts of all the chunk's messages after it, whichever attempt made them."""
+
+    final: Counter[str]
+
+
+def _counter_of(status: str) -> str:
+    """The BulkSend counter a message's status counts in."""
+    if status in (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED):
+        return "sent"
+    if status in (Message.Status.QUEUED, Message.Status.SENDING):
+        return "deferred"
+    return status  # suppressed, failed
+
+
 def bulk_send_chunk(
     *, bulk: BulkSend, customer_ids: list[int], now: datetime.datetime | None = None
-) -> Counter[str]:
+) -> ChunkOutcome:
     """Create and deliver the messages of `customer_ids`; idempotent (see the module
     docstring). Returns this attempt's outcomes: queued (created now), sent,
     suppressed, deferred, failed; messages finished by an earlier attempt are not
-    counted again."""
+    counted again (they are in the outcome's `final` counts)."""
     keys = {bulk_key(bulk_id=bulk.pk, customer_id=pk): pk for pk in customer_ids}
-    existing = dict(
-        Message.objects.filter(idempotency_key__in=list(keys)).values_list("idempotency_key", "pk")
-    )
+    existing = {
+        key: (pk, status)
+        for key, pk, status in Message.objects.filter(idempotency_key__in=list(keys)).values_list(
+            "idempotency_key", "pk", "status"
+        )
+    }
     new_ids = [pk for key, pk in keys.items() if key not in existing]
     customers = Customer.objects.only(*RENDERED_FIELDS).in_bulk(new_ids)
     template = bulk.template
+    # Compiled once per chunk, rendered once per message.
     subject = rendering.compile_text(template.subject)
     body = rendering.compile_text(template.body)
     messages = []
@@ -188,88 +225,188 @@ def bulk_send_chunk(
             message.status = Message.Status.FAILED
             message.status_reason = f"The template did not render: {error}"[:255]
         messages.append(message)
-    outcomes: Counter[str] = Counter(queued=len(messages))
+    outcomes = ChunkOutcome(queued=len(messages))
+    job = f"bulk send #{bulk.pk}"
+    delivered: dict[int, str] = {}
     if messages:
-        services.messages_insert(
-            messages=messages, actor=bulk.created_by, reason=f"bulk send #{bulk.pk}"
+        delivered = services.messages_create_and_deliver(
+            messages=messages, actor=bulk.created_by, reason=job, job=job, now=now
         )
-        outcomes["failed"] += sum(m.status == Message.Status.FAILED for m in messages)
-    delivered = services.messages_deliver(
-        message_ids=[*existing.values(), *(m.pk for m in messages)],
-        now=now,
-        job=f"bulk send #{bulk.pk}",
-        loaded={m.pk: m for m in messages},
-    )
+    if existing:  # a retried chunk: what an earlier attempt left queued
+        delivered.update(
+            services.messages_deliver(
+                message_ids=[pk for pk, _ in existing.values()], now=now, job=job
+            )
+        )
     for outcome in delivered.values():
         if outcome == Message.Status.QUEUED:
             outcomes["deferred"] += 1
         elif outcome != "skipped":
             outcomes[outcome] += 1
+    # What each message is now: its outcome when this attempt handled it, else what
+    # an earlier attempt left.
+    outcomes.final = Counter(queued=len(existing) + len(messages))
+    for pk, status in [*existing.values(), *((m.pk, m.status) for m in messages)]:
+        outcome = delivered.get(pk, "skipped")
+        outcomes.final[_counter_of(status if outcome == "skipped" else outcome)] += 1
     return outcomes
 
 
 _COUNTERS = ("queued", "sent", "suppressed", "deferred", "failed")
 
 
-def bulk_send_run(*, bulk_id: int, batch_size: int = BATCH_SIZE) -> BulkSend | None:
-    """Run a claimed bulk send chunk by chunk from its cursor until done or cancelled.
-
-    Each chunk commits its messages, then advances the cursor and the counters
-    with a heartbeat; a worker killed mid-chunk leaves a job the recovery task
-    resumes, and the chunk's idempotency makes redoing it harmless.
-    """
-    bulk = bulk_send_claim(bulk_id=bulk_id)
-    if bulk is None:
-        return None
-    recipients = (
+def _recipients_by_id(bulk: BulkSend) -> QuerySet:
+    return (
         bulk_send_recipients(
             user=bulk.created_by, filters=bulk.filters, channel=bulk.channel, purpose=bulk.purpose
         )
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    while True:
-        ids = list(recipients.filter(pk__gt=bulk.cursor)[:batch_size])
-        if not ids:
-            break
-        outcomes = bulk_send_chunk(bulk=bulk, customer_ids=ids)
-        still_running = BulkSend.objects.filter(pk=bulk.pk, status=BulkSend.Status.RUNNING).update(
-            cursor=ids[-1],
-            heartbeat_at=timezone.now(),
-            **{name: F(name) + outcomes.get(name, 0) for name in _COUNTERS},
-        )
-        bulk.cursor = ids[-1]
-        if not still_running:  # cancelled meanwhile: stop after this chunk
-            return BulkSend.objects.get(pk=bulk.pk)
-    return _bulk_send_finish(bulk)
 
 
-def _bulk_send_finish(bulk: BulkSend) -> BulkSend:
-    """Close the job with exact counters from its messages (a chunk redone after a
-    crash may have been counted twice or not at all during the run)."""
-    counts = Counter(
-        dict(
-            Message.objects.filter(bulk_send=bulk)
-            .values_list("status")
-            .annotate(n=Count("pk"))
-            .order_by()
+def bulk_send_start(*, bulk_id: int, batch_size: int | None = None) -> BulkSend | None:
+    """Claim a bulk send and make sure its chunks are planned: the recipients as
+    listed now, `batch_size` customer ids a chunk. A resumed job keeps its plan and
+    requeues the chunks whose worker died (claimed longer than STALE_AFTER ago and
+    never done). None when the job was not claimable (see bulk_send_claim)."""
+    bulk = bulk_send_claim(bulk_id=bulk_id)
+    if bulk is None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        chunks = BulkSendChunk.objects.filter(bulk_send=bulk)
+        if chunks.exists():
+            chunks.filter(
+                status=BulkSendChunk.Status.RUNNING, claimed_at__lt=now - STALE_AFTER
+            ).update(status=BulkSendChunk.Status.QUEUED)
+            return bulk
+        ids = list(_recipients_by_id(bulk))
+        batch_size = batch_size or BATCH_SIZE
+        BulkSendChunk.objects.bulk_create(
+            BulkSendChunk(
+                bulk_send=bulk,
+                number=number,
+                first_id=ids[start],
+                last_id=ids[min(start + batch_size, len(ids)) - 1],
+            )
+            for number, start in enumerate(range(0, len(ids), batch_size), start=1)
         )
-    )
-    bulk = BulkSend.objects.get(pk=bulk.pk)
-    if bulk.status != BulkSend.Status.RUNNING:
-        return bulk
-    bulk.queued = sum(counts.values())
-    bulk.sent = (
-        counts[Message.Status.SENT]
-        + counts[Message.Status.DELIVERED]
-        + counts[Message.Status.BOUNCED]
-    )
-    bulk.suppressed = counts[Message.Status.SUPPRESSED]
-    bulk.deferred = counts[Message.Status.QUEUED] + counts[Message.Status.SENDING]
-    bulk.failed = counts[Message.Status.FAILED]
-    bulk.status, bulk.finished_at = BulkSend.Status.COMPLETED, timezone.now()
-    stamp(bulk, actor=system_actor(), reason=system_reason(f"bulk send #{bulk.pk}")).save()
     return bulk
+
+
+def _chunk_claim(bulk_id: int) -> BulkSendChunk | None:
+    """The next queued chunk of a running job, now ours; None when none is left or
+    the job was cancelled (workers stop after their current chunk)."""
+    with transaction.atomic():
+        chunk = (
+            BulkSendChunk.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                bulk_send_id=bulk_id,
+                status=BulkSendChunk.Status.QUEUED,
+                bulk_send__status=BulkSend.Status.RUNNING,
+            )
+            .order_by("number")
+            .first()
+        )
+        if chunk is None:
+            return None
+        chunk.status, chunk.claimed_at = BulkSendChunk.Status.RUNNING, timezone.now()
+        chunk.save(update_fields=["status", "claimed_at"])
+    return chunk
+
+
+def bulk_send_work(*, bulk_id: int) -> int:
+    """Claim and run the job's queued chunks one after another until none is left,
+    then close the job if every chunk is done. Any number of workers may run this
+    for the same job at once (the Celery task bulk_send_work, the bench's
+    processes): each chunk is claimed by one. Returns the chunks run here.
+
+    A chunk commits its messages, then in one transaction marks itself done and
+    adds its messages' status counts to the job's counters, so the counters are
+    exact whichever worker ran it and however often it was retried.
+    """
+    bulk = BulkSend.objects.select_related("template", "created_by").get(pk=bulk_id)
+    run = 0
+    while (chunk := _chunk_claim(bulk_id)) is not None:
+        ids = list(_recipients_by_id(bulk).filter(pk__gte=chunk.first_id, pk__lte=chunk.last_id))
+        final = bulk_send_chunk(bulk=bulk, customer_ids=ids).final if ids else Counter()
+        now = timezone.now()
+        with transaction.atomic():
+            # Only the attempt that still holds the claim counts (a chunk requeued
+            # from under a slow worker is counted by the one that redid it).
+            if BulkSendChunk.objects.filter(
+                pk=chunk.pk, status=BulkSendChunk.Status.RUNNING, claimed_at=chunk.claimed_at
+            ).update(status=BulkSendChunk.Status.DONE, finished_at=now):
+                # Progress without a history row per chunk: the job's end writes one
+                # with the exact counts (_bulk_send_finish).
+                BulkSend.objects.filter(pk=bulk_id).update(
+                    cursor=Greatest(F("cursor"), chunk.last_id),
+                    heartbeat_at=now,
+                    **{name: F(name) + final.get(name, 0) for name in _COUNTERS},
+                )
+        run += 1
+    _bulk_send_finish(bulk_id)
+    return run
+
+
+def _work_in_child(bulk_id: int) -> int:
+    try:
+        return bulk_send_work(bulk_id=bulk_id)
+    finally:
+        connections.close_all()
+
+
+def bulk_send_run(
+    *, bulk_id: int, batch_size: int | None = None, workers: int = 1
+) -> BulkSend | None:
+    """Run a bulk send to its end from this process (tests, the bench): claim and
+    plan it, then work through its chunks, in `workers` forked processes sharing
+    them when more than one (PostgreSQL only), as Celery workers share them.
+
+    Each chunk commits its messages, then its counts; a worker killed mid-chunk
+    leaves a job the recovery task resumes, and the chunk's idempotency makes
+    redoing it harmless. None when the job was not claimable.
+    """
+    bulk = bulk_send_start(bulk_id=bulk_id, batch_size=batch_size)
+    if bulk is None:
+        return None
+    if workers > 1 and connection.vendor == "postgresql":
+        # Forked children must not share this process's database connection.
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            list(pool.map(_work_in_child, [bulk_id] * workers))
+    else:
+        bulk_send_work(bulk_id=bulk_id)
+    return BulkSend.objects.get(pk=bulk_id)
+
+
+def _bulk_send_finish(bulk_id: int) -> None:
+    """Close a running job whose chunks are all done (once, under a lock), with
+    counters recounted from its messages: the chunks' counts are exact, this
+    makes sure."""
+    with transaction.atomic():
+        bulk = BulkSend.objects.select_for_update().get(pk=bulk_id)
+        if bulk.status != BulkSend.Status.RUNNING:
+            return
+        if bulk.chunks.exclude(status=BulkSendChunk.Status.DONE).exists():
+            return
+        counts = Counter(
+            dict(
+                Message.objects.filter(bulk_send=bulk)
+                .values_list("status")
+                .annotate(n=Count("pk"))
+                .order_by()
+            )
+        )
+        bulk.queued = sum(counts.values())
+        bulk.sent, bulk.suppressed, bulk.deferred, bulk.failed = 0, 0, 0, 0
+        for status, n in counts.items():
+            name = _counter_of(status)
+            setattr(bulk, name, getattr(bulk, name) + n)
+        bulk.status, bulk.finished_at = BulkSend.Status.COMPLETED, timezone.now()
+        stamp(bulk, actor=system_actor(), reason=system_reason(f"bulk send #{bulk.pk}")).save()
 
 
 def bulk_sends_recover_stalled() -> list[int]:

@@ -285,7 +285,8 @@ class BulkSend(models.Model):
     suppressed = models.PositiveIntegerField(default=0)
     deferred = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    # The last customer id whose messages are committed: a resumed job goes on after it.
+    # The last customer id of the highest chunk done (chunks finish in any order:
+    # what is left is in the chunks, see BulkSendChunk).
     cursor = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -310,3 +311,33 @@ class BulkSend(models.Model):
     @property
     def done(self) -> int:
         return self.sent + self.suppressed + self.deferred + self.failed
+
+
+class BulkSendChunk(models.Model):
+    """One unit of a bulk send's work that a worker claims: the recipients whose ids
+    lie in [first_id, last_id], as they were listed when the job was planned.
+
+    Bookkeeping of the job, not customer data: no history (the messages and the
+    BulkSend keep theirs)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    bulk_send = models.ForeignKey(BulkSend, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["bulk_send", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["bulk_send", "number"], name="bulk_send_chunk_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bulk send #{self.bulk_send_id} chunk {self.number}"

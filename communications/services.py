@@ -142,16 +142,22 @@ def _unsubscribe_path_prefix() -> str:
 
 
 def unsubscribe_token(*, message: Message) -> str:
-    return signing.dumps(
+    # What signing.dumps(claims, salt=UNSUBSCRIBE_SALT) makes (signing.loads reads
+    # it), with one signer per key instead of one per message. Uncompressed: these
+    # claims never compress shorter, so dumps(compress=True) made the same tokens.
+    return _unsubscribe_signer(settings.SECRET_KEY).sign_object(
         {
             "c": message.customer_id,
             "ch": message.channel,
             "p": message.purpose,
             "m": str(message.public_id),
-        },
-        salt=UNSUBSCRIBE_SALT,
-        compress=True,
+        }
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _unsubscribe_signer(key: str) -> signing.TimestampSigner:
+    return signing.TimestampSigner(key=key, salt=UNSUBSCRIBE_SALT)
 
 
 def unsubscribe_read(token: str) -> dict | None:
@@ -388,6 +394,9 @@ _POINT_KINDS = {
 }
 
 
+_CONSENT_SOURCES = dict(ConsentEntry.Source.choices)
+
+
 class _SendFacts:
     """What the send rules read for a batch of messages, fetched in a constant number
     of queries whatever the batch size: latest consents, preferences, recent
@@ -395,18 +404,21 @@ class _SendFacts:
 
     def __init__(self, messages: list[Message], *, now: datetime.datetime) -> None:
         customer_ids = {m.customer_id for m in messages}
-        self.consents: dict[tuple[int, str, str], ConsentEntry] = {}
+        # (customer, channel, purpose): (granted, recorded_at, source) of the latest
+        # entry; plain tuples, as a model instance per customer cost more than its row.
+        self.consents: dict[tuple[int, str, str], tuple] = {}
         entries = ConsentEntry.objects.filter(
             customer_id__in=customer_ids,
             channel__in={m.channel for m in messages},
             purpose__in={m.purpose for m in messages},
-        ).only("customer_id", "channel", "purpose", "granted", "recorded_at", "source")
-        entries = entries.order_by("customer_id", "channel", "purpose", "-recorded_at", "-id")
+        ).order_by("customer_id", "channel", "purpose", "-recorded_at", "-id")
         if connection.vendor == "postgresql":
             # DISTINCT ON keeps only the latest entry per key in the database.
             entries = entries.distinct("customer_id", "channel", "purpose")
-        for entry in entries:
-            self.consents.setdefault((entry.customer_id, entry.channel, entry.purpose), entry)
+        for customer_id, channel, purpose, *latest in entries.values_list(
+            "customer_id", "channel", "purpose", "granted", "recorded_at", "source"
+        ):
+            self.consents.setdefault((customer_id, channel, purpose), latest)
         self.preferences = {
             p.customer_id: p for p in Preference.objects.filter(customer_id__in=customer_ids)
         }
@@ -438,19 +450,21 @@ class _SendFacts:
                 self.points.setdefault((channel, customer_id), []).append(point)
 
     def consent_refusal(self, message: Message) -> str:
+        latest = self.consents.get((message.customer_id, message.channel, message.purpose))
+        if latest is not None and latest[0]:
+            return ""
         labels = {
             "purpose": Purpose(message.purpose).label.lower(),
             "channel": Channel(message.channel).label.lower(),
         }
-        latest = self.consents.get((message.customer_id, message.channel, message.purpose))
         if latest is None:
             return NO_CONSENT.format(**labels)
-        if latest.granted:
-            return ""
+        _, recorded_at, source = latest
         return CONSENT_WITHDRAWN.format(
             **labels,
-            when=f"{timezone.localtime(latest.recorded_at):%d %b %Y}",
-            source=latest.get_source_display().lower(),
+            when=f"{timezone.localtime(recorded_at):%d %b %Y}",
+            # What get_source_display() says, an unknown value as it is.
+            source=str(_CONSENT_SOURCES.get(source, source)).lower(),
         )
 
     def recipient(self, message: Message) -> tuple[str | None, str]:
@@ -593,15 +607,14 @@ def messages_deliver(
     message_ids,
     now: datetime.datetime | None = None,
     job: str = "",
-    loaded: dict[int, Message] | None = None,
 ) -> dict[int, str]:
     """Claim the queued messages among `message_ids`, then send, suppress, fail or
     defer each: {message id: outcome}, "skipped" for those not claimed.
 
     Set-based: the queries do not depend on the number of messages (the claim, one
     load, the facts of _SendFacts, one bulk update and its history rows), emails
-    go out through one backend connection. `loaded` holds message objects the
-    caller just created, so they are not read back.
+    go out through one backend connection. New messages take a shorter way with
+    the same rules: messages_create_and_deliver.
     """
     now = now or timezone.now()
     message_ids = list(message_ids)
@@ -609,36 +622,16 @@ def messages_deliver(
     outcomes = dict.fromkeys(message_ids, "skipped")
     if not claimed:
         return outcomes
-    loaded = loaded or {}
-    # The caller's just-created objects need no reload (they are what the rows hold).
-    missing = [pk for pk in claimed if pk not in loaded]
-    fetched = {m.pk: m for m in Message.objects.filter(pk__in=missing)} if missing else {}
-    messages = [loaded.get(pk) or fetched[pk] for pk in sorted(claimed)]
+    messages = list(Message.objects.filter(pk__in=claimed).order_by("pk"))
     for message in messages:
         message.status = Message.Status.SENDING
-    facts = _SendFacts(messages, now=now)
-    to_send = []
-    for message in messages:
-        for name, value in _decide(message, facts, now).items():
-            setattr(message, name, value)
-        if message.status == Message.Status.SENDING:
-            to_send.append(message)
+    to_send = _messages_decide(messages, now=now)
     if to_send:
         # Recorded before the backend is called, so that recovery can tell a message
         # that may have gone out (never resent) from one that surely did not.
         Message.objects.filter(pk__in=[m.pk for m in to_send]).update(handed_at=now)
-    errors = _backend_send(to_send)
+    _messages_sent(to_send, errors=_backend_send(to_send), now=now)
     for message in messages:
-        if message.status == Message.Status.SENDING:
-            if message.pk in errors:
-                message.status = Message.Status.FAILED
-                message.status_reason = BACKEND_FAILED.format(
-                    channel=message.get_channel_display(), error=errors[message.pk]
-                )
-            else:
-                message.status, message.sent_at = Message.Status.SENT, now
-        message.status_reason = message.status_reason[:255]
-        message.status_at = now
         outcomes[message.pk] = message.status
     if not job:
         job = f"message send #{messages[0].pk}" if len(messages) == 1 else "message send"
@@ -655,6 +648,84 @@ def messages_deliver(
     return outcomes
 
 
+def _messages_decide(messages: list[Message], *, now: datetime.datetime) -> list[Message]:
+    """Apply the send rules (_decide) to `messages` with one set of facts; the
+    ones that may go now (status SENDING), in order."""
+    facts = _SendFacts(messages, now=now)
+    to_send = []
+    for message in messages:
+        for name, value in _decide(message, facts, now).items():
+            setattr(message, name, value)
+        message.status_reason = message.status_reason[:255]
+        message.status_at = now
+        if message.status == Message.Status.SENDING:
+            to_send.append(message)
+    return to_send
+
+
+def _messages_sent(to_send: list[Message], *, errors: dict[int, str], now) -> None:
+    """The backends' answers: sent, or failed with the backend's reason."""
+    for message in to_send:
+        if message.pk in errors:
+            message.status = Message.Status.FAILED
+            message.status_reason = BACKEND_FAILED.format(
+                channel=message.get_channel_display(), error=errors[message.pk]
+            )[:255]
+        else:
+            message.status, message.sent_at = Message.Status.SENT, now
+
+
+def messages_create_and_deliver(
+    *,
+    messages: list[Message],
+    actor: AbstractBaseUser,
+    reason: str,
+    job: str,
+    now: datetime.datetime | None = None,
+) -> dict[int, str]:
+    """Insert new messages (rendered, not saved) and send, suppress, fail or defer
+    each by messages_deliver's rules: {message id: outcome}. A message that
+    arrives FAILED (its template did not render) is only inserted.
+
+    The rules are applied before the insert, so each message is written once with
+    its decision (one COPY) and those that went are marked sent with one UPDATE:
+    the claim of messages_deliver is not needed, as nobody else sees a message
+    before it is inserted and its idempotency key is unique. The ones that may go
+    are inserted "sending" with handed_at set and committed before any backend is
+    called: a worker killed after that leaves them to messages_recover_stuck,
+    which never resends them. History: the "+" row by `actor` with `reason`, then
+    the "~" row of the outcome by the system actor for `job`, as a queued and then
+    delivered message has.
+    """
+    now = now or timezone.now()
+    pending = [m for m in messages if m.status == Message.Status.QUEUED]
+    to_send = _messages_decide(pending, now=now) if pending else []
+    for message in to_send:
+        message.handed_at = now
+    messages_insert(messages=messages, actor=actor, reason=reason)
+    errors = _backend_send(to_send)
+    _messages_sent(to_send, errors=errors, now=now)
+    with transaction.atomic():
+        sent = [m.pk for m in to_send if m.pk not in errors]
+        if sent:
+            # Without history here: the "~" rows are copied below, in this transaction.
+            Message.objects.filter(pk__in=sent).update(
+                status=Message.Status.SENT, sent_at=now, status_at=now
+            )
+        refused = [m for m in to_send if m.pk in errors]
+        messages_outcome_write(messages=refused, fields=("status", "status_reason"))
+        if pending:
+            history_insert(
+                Message,
+                [m.pk for m in pending],
+                history_type="~",
+                user_id=system_actor().pk,
+                reason=system_reason(job),
+                at=now,
+            )
+    return {m.pk: m.status for m in messages}
+
+
 def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason: str) -> None:
     """Insert many new messages with their "+" history rows, in one transaction.
 
@@ -663,14 +734,13 @@ def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason:
     """
     if not messages:
         return
+    writer = RowWriter()
+    ids = _message_ids_reserve(writer, len(messages)) if connection.vendor == "postgresql" else []
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # COPY with reserved ids: an INSERT of a thousand rows of nineteen
             # parameters each cost more to build and parse than to run.
-            writer = RowWriter()
-            for message, pk in zip(
-                messages, writer.reserve_ids(Message, len(messages)), strict=True
-            ):
+            for message, pk in zip(messages, ids, strict=True):
                 message.pk = pk
                 message._state.adding, message._state.db = False, "default"
             # Plain attribute values: every field's value adapts as is (str, int,
@@ -692,12 +762,26 @@ def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason:
         )
 
 
+def _message_ids_reserve(writer: RowWriter, count: int) -> list[int]:
+    """`count` new message ids in one unbroken run, even while other workers insert
+    messages: their nextval calls interleave with ours, and the history copy (one
+    BETWEEN per run of ids, a statement per 200 runs) then grew with the batch.
+    In a transaction of its own, the lock is held only while the ids are taken."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [Message._meta.db_table])
+        return writer.reserve_ids(Message, count)
+
+
 def messages_outcome_write(*, messages: list[Message], fields: tuple[str, ...]) -> None:
     """Write `fields` of many messages in one statement (without history: the caller
     copies the rows into it with cim.bulk.history_insert in the same transaction).
 
     On PostgreSQL an UPDATE ... FROM unnest(arrays): bulk_update's CASE WHEN per
-    row and field is quadratic in the batch size and dominated the bench.
+    row and field is quadratic in the batch size and dominated the bench. The ids
+    are also given as "id = ANY": with the join alone, statistics that think the
+    table small (a fresh table, not yet analysed) make PostgreSQL hash the whole
+    table for every batch.
     """
     if not messages:
         return
@@ -717,8 +801,8 @@ def messages_outcome_write(*, messages: list[Message], fields: tuple[str, ...]) 
     with connection.cursor() as cursor:
         cursor.execute(
             f'UPDATE "{table}" AS m SET {", ".join(sets)} '  # noqa: S608 (names from the model)
-            f"FROM unnest({unnest}) AS v({aliases}) WHERE m.id = v.id",
-            arrays,
+            f"FROM unnest({unnest}) AS v({aliases}) WHERE m.id = v.id AND m.id = ANY(%s)",
+            [*arrays, arrays[0]],
         )
 
 

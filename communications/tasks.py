@@ -53,10 +53,35 @@ def messages_recover_stuck() -> dict:
     return recovered
 
 
+# A big bulk send is shared by this many more workers than the one that starts it
+# (at most one per chunk): more than a machine's worker concurrency, and a helper
+# that finds no chunk left ends at once.
+BULK_SEND_HELPERS = 8
+
+
 @shared_task(name="communications.tasks.bulk_send_run")
 def bulk_send_run(bulk_id: int) -> str:
-    """Run a bulk send; a redelivered task for a live or finished job does nothing."""
-    from .bulk import bulk_send_run as run
+    """Start a bulk send, queue helpers to share its chunks, and work on them too;
+    a redelivered task for a live or finished job does nothing."""
+    from django.db import transaction
 
-    bulk = run(bulk_id=bulk_id)
-    return bulk.status if bulk is not None else "skipped"
+    from .bulk import bulk_send_start
+    from .bulk import bulk_send_work as work
+
+    bulk = bulk_send_start(bulk_id=bulk_id)
+    if bulk is None:
+        return "skipped"
+    helpers = min(BULK_SEND_HELPERS, bulk.chunks.count() - 1)
+    for _ in range(max(helpers, 0)):
+        transaction.on_commit(lambda: bulk_send_work.delay(bulk_id))
+    work(bulk_id=bulk_id)
+    bulk.refresh_from_db()
+    return bulk.status
+
+
+@shared_task(name="communications.tasks.bulk_send_work")
+def bulk_send_work(bulk_id: int) -> int:
+    """Help a running bulk send: claim and run its chunks until none is left."""
+    from .bulk import bulk_send_work as work
+
+    return work(bulk_id=bulk_id)

@@ -10,9 +10,17 @@ from django.core.exceptions import ValidationError
 from django.core.mail.backends import locmem
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from communications import bulk, services
-from communications.models import BulkSend, Channel, Message, MessageTemplate, Purpose
+from communications import bulk, services, tasks
+from communications.models import (
+    BulkSend,
+    BulkSendChunk,
+    Channel,
+    Message,
+    MessageTemplate,
+    Purpose,
+)
 from communications.tasks import bulk_send_run
 from tests import factories
 from tests.communications.conftest import grant
@@ -107,9 +115,7 @@ def test_bulk_send_applies_consent_preferences_and_contact_points_and_counts_the
     ]
 
 
-def test_filters_by_country_consent_and_saved_search_within_visibility(
-    support, template, audience
-):
+def test_filters_by_country_consent_and_saved_search_within_visibility(support, template, audience):
     factories.PersonFactory(restricted=True, country="DE")
     customer_with_email(support, country="FR", first_name="Zoe")
     assert start(support, template, country="fr").total == 1
@@ -132,7 +138,7 @@ def test_a_retried_chunk_never_sends_twice(support, template, audience):
     assert Message.objects.filter(bulk_send=created).count() == 6
 
 
-def test_a_chunk_interrupted_after_creating_its_messages_is_finished_by_the_retry(
+def test_a_chunk_interrupted_before_its_messages_were_committed_is_redone_by_the_retry(
     support, template, audience, monkeypatch
 ):
     created = bulk.bulk_send_create(actor=support, template=template, filters={})
@@ -142,13 +148,37 @@ def test_a_chunk_interrupted_after_creating_its_messages_is_finished_by_the_retr
         raise RuntimeError("worker killed")
 
     with monkeypatch.context() as patched:
-        patched.setattr(services, "messages_deliver", killed)
+        patched.setattr(services, "messages_insert", killed)
         with pytest.raises(RuntimeError):
             bulk.bulk_send_chunk(bulk=created, customer_ids=ids)
-    assert Message.objects.filter(bulk_send=created, status="queued").count() == 6
+    assert not Message.objects.filter(bulk_send=created).exists()
+    assert mail.outbox == []
     retried = bulk.bulk_send_chunk(bulk=created, customer_ids=ids)
-    assert retried["queued"] == 0 and retried["sent"] == 2
+    assert retried["queued"] == 6 and retried["sent"] == 2
     assert len(mail.outbox) == 2
+
+
+def test_a_chunk_killed_at_the_backend_is_never_resent(support, template, audience, monkeypatch):
+    """Its messages were committed as handed to the backend: they may have gone out,
+    so neither the retry nor the recovery sends them again."""
+    created = bulk.bulk_send_create(actor=support, template=template, filters={})
+    ids = sorted(c.pk for c in audience.values())
+
+    def killed(messages):
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "_backend_send", killed)
+        with pytest.raises(RuntimeError):
+            bulk.bulk_send_chunk(bulk=created, customer_ids=ids)
+    handed = Message.objects.filter(bulk_send=created, status="sending")
+    assert handed.count() == 2 and not handed.filter(handed_at=None).exists()
+    retried = bulk.bulk_send_chunk(bulk=created, customer_ids=ids)
+    assert retried["queued"] == 0 and retried["sent"] == 0
+    assert retried.final == {"queued": 6, "suppressed": 2, "deferred": 3, "failed": 1}
+    later = timezone.now() + services.STUCK_AFTER + datetime.timedelta(minutes=1)
+    assert services.messages_recover_stuck(now=later) == {"requeued": 0, "failed": 2}
+    assert mail.outbox == []
 
 
 def test_queries_per_chunk_do_not_depend_on_its_size(support, template):
@@ -167,6 +197,74 @@ def test_queries_per_chunk_do_not_depend_on_its_size(support, template):
     # Savepoints included (the test runs in a transaction): 18 whatever the size.
     assert len(few.captured_queries) <= 20
     assert len(mail.outbox) == 19
+
+
+def test_workers_share_the_chunks_and_a_dead_workers_chunk_is_redone_on_resume(
+    support, template, audience
+):
+    created = bulk.bulk_send_create(actor=support, template=template, filters={})
+    started = bulk.bulk_send_start(bulk_id=created.pk, batch_size=2)
+    chunks = BulkSendChunk.objects.filter(bulk_send=created)
+    assert [(c.number, c.status) for c in chunks] == [(1, "queued"), (2, "queued"), (3, "queued")]
+    # Worker A claims the first chunk and dies; worker B does the rest.
+    dead = bulk._chunk_claim(started.pk)
+    assert bulk.bulk_send_work(bulk_id=created.pk) == 2
+    created.refresh_from_db()
+    assert created.status == "running" and created.done == 4
+    # Nothing has moved for longer than STALE_AFTER: the recovery resumes the job.
+    stale = timezone.now() - bulk.STALE_AFTER - datetime.timedelta(minutes=1)
+    BulkSend.objects.filter(pk=created.pk).update(heartbeat_at=stale)
+    chunks.filter(pk=dead.pk).update(claimed_at=stale)
+    assert bulk.bulk_sends_recover_stalled() == [created.pk]
+    assert bulk_send_run(created.pk) == "completed"
+    created.refresh_from_db()
+    assert (created.queued, created.sent, created.suppressed) == (6, 2, 2)
+    assert (created.deferred, created.failed) == (1, 1)
+    assert set(chunks.values_list("status", flat=True)) == {"done"}
+    assert len(mail.outbox) == 2
+
+
+def test_counts_stay_exact_when_a_chunk_is_redone(support, template, audience):
+    """A chunk whose messages an earlier attempt made counts them once, as they are."""
+    created = bulk.bulk_send_create(actor=support, template=template, filters={})
+    started = bulk.bulk_send_start(bulk_id=created.pk, batch_size=10)
+    ids = sorted(c.pk for c in audience.values())
+    bulk.bulk_send_chunk(bulk=started, customer_ids=ids[:3])  # an attempt that died
+    assert bulk.bulk_send_work(bulk_id=created.pk) == 1
+    created.refresh_from_db()
+    assert created.status == "completed"
+    assert (created.queued, created.sent, created.suppressed) == (6, 2, 2)
+    assert (created.deferred, created.failed) == (1, 1)
+    assert len(mail.outbox) == 2
+
+
+def test_the_task_queues_helpers_to_share_a_big_send(
+    support, template, audience, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(bulk, "BATCH_SIZE", 2)
+    helped = []
+    monkeypatch.setattr(tasks.bulk_send_work, "delay", helped.append)
+    created = bulk.bulk_send_create(actor=support, template=template, filters={}, start=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bulk_send_run(created.pk) == "completed"
+    # Three chunks: the task itself and two helpers, which find nothing left here.
+    assert helped == [created.pk, created.pk]
+    assert tasks.bulk_send_work(created.pk) == 0
+    assert bulk_send_run(created.pk) == "skipped"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_forked_workers_share_a_send_on_postgresql(support, template, audience):
+    if connection.vendor != "postgresql":
+        pytest.skip("forked workers share a send on PostgreSQL only")
+    created = bulk.bulk_send_create(actor=support, template=template, filters={}, start=False)
+    done = bulk.bulk_send_run(bulk_id=created.pk, batch_size=1, workers=2)
+    assert done.status == "completed"
+    assert (done.queued, done.sent, done.suppressed, done.deferred, done.failed) == (6, 2, 2, 1, 1)
+    assert Message.objects.filter(bulk_send=created).count() == 6
+    assert set(
+        BulkSendChunk.objects.filter(bulk_send=created).values_list("status", flat=True)
+    ) == {"done"}
 
 
 def test_cancel_stops_the_job_after_the_current_chunk(support, client_for, template, audience):
