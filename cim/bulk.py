@@ -73,19 +73,44 @@ class RowWriter:
         holds the write lock (transaction_mode IMMEDIATE), so nobody else takes the
         same ids, and AUTOINCREMENT moves its counter past them on insert.
         """
-        table = model._meta.db_table
+        return self.reserve_ids_for({model: count})[model]
+
+    def reserve_ids_for(
+        self, counts: dict[type[models.Model], int]
+    ) -> dict[type[models.Model], list[int]]:
+        """reserve_ids for several tables in one round trip: {model: ids}."""
+        wanted = [(model, count) for model, count in counts.items() if count > 0]
+        reserved: dict[type[models.Model], list[int]] = {model: [] for model in counts}
+        if not wanted:
+            return reserved
         with connection.cursor() as cursor:
             if self.vendor == "postgresql":
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    [table, count],
+                # Every id comes from nextval, so no other insert can ever take one
+                # of them. Taken together they are nearly always one unbroken run,
+                # returned as its bounds rather than as `count` rows to fetch.
+                part = (
+                    "SELECT %s, min(id), max(id), CASE WHEN max(id) - min(id) + 1 = count(*) "
+                    "THEN NULL ELSE array_agg(id ORDER BY id) END FROM "
+                    "(SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id "
+                    "FROM generate_series(1, %s)) AS taken"
                 )
-                return [row[0] for row in cursor.fetchall()]
-            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
-            row = cursor.fetchone()
-            cursor.execute(f"SELECT MAX(id) FROM {self.quote(table)}")  # noqa: S608
-            start = max(row[0] if row else 0, cursor.fetchone()[0] or 0) + 1
-            return list(range(start, start + count))
+                cursor.execute(
+                    " UNION ALL ".join([part] * len(wanted)),
+                    [v for i, (m, n) in enumerate(wanted) for v in (i, m._meta.db_table, n)],
+                )
+                for index, low, high, scattered in cursor.fetchall():
+                    reserved[wanted[index][0]] = (
+                        list(range(low, high + 1)) if scattered is None else list(scattered)
+                    )
+                return reserved
+            for model, count in wanted:
+                table = model._meta.db_table
+                cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+                row = cursor.fetchone()
+                cursor.execute(f"SELECT MAX(id) FROM {self.quote(table)}")  # noqa: S608
+                start = max(row[0] if row else 0, cursor.fetchone()[0] or 0) + 1
+                reserved[model] = list(range(start, start + count))
+        return reserved
 
     def insert(self, model: type[models.Model], columns: Sequence[str], rows: list[tuple]) -> None:
         if not rows:
@@ -96,6 +121,19 @@ class RowWriter:
             for i, column in enumerate(columns)
             if isinstance(fields.get(column), models.DateTimeField)
         ]
+        json_positions = [
+            i
+            for i, column in enumerate(columns)
+            if isinstance(fields.get(column), models.JSONField)
+        ]
+        if json_positions:
+            rows = [
+                tuple(
+                    fields[columns[i]].get_db_prep_save(v, connection) if i in json_positions else v
+                    for i, v in enumerate(row)
+                )
+                for row in rows
+            ]
         defaults = self._defaults(model, columns)
         table = self.quote(model._meta.db_table)
         names = ", ".join(self.quote(c) for c in (*columns, *defaults))

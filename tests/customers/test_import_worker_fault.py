@@ -44,9 +44,25 @@ def start_worker() -> subprocess.Popen:
         "CIM_IMPORT_CHUNK_ROWS": "100",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "cim", "worker", "--pool=solo", "-Q", "imports",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
-        cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "cim",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "imports",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=WARNING",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -66,10 +82,13 @@ def test_sigkill_mid_import_then_resume_gives_exactly_the_right_rows(tmp_path):
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("imports")
     path = tmp_path / "big.csv"
-    path.write_text("external_id,first_name,last_name\n"
-                    + "".join(f"F-{i},First{i},Last{i}\n" for i in range(ROWS)))
-    job = import_job_create(actor=system_actor(), source="fault", original_name="big.csv",
-                            path=path)
+    path.write_text(
+        "external_id,first_name,last_name\n"
+        + "".join(f"F-{i},First{i},Last{i}\n" for i in range(ROWS))
+    )
+    job = import_job_create(
+        actor=system_actor(), source="fault", original_name="big.csv", path=path
+    )
     ImportJob.objects.filter(pk=job.pk).update(status="queued", rows_total=ROWS)
     from customers.tasks import import_run
 

@@ -1,0 +1,168 @@
+"""A large import validates its rows in worker processes while the job's own
+process writes: the outcome is the same row for row as validating inline, and
+the shortcuts a re-import takes (fingerprints, remembered normalisations) give
+exactly what the full path gives."""
+
+import multiprocessing
+
+import pytest
+
+from cim.audit import system_actor
+from customers.imports import pipeline
+from customers.imports.rows import Memo, RowKeys, fingerprint, parse_row, row_values
+from customers.imports.services import import_job_create
+from customers.models import Customer, ImportJob, ImportRowIssue, SourceIdentifier
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "external_id,first_name,last_name,email,phone,date_of_birth,country,city,street,postcode"
+
+
+def _rows(count: int, *, suffix: str = "") -> list[str]:
+    """Valid rows with a few of every kind of problem, and a repeated external id."""
+    rows = []
+    for i in range(count):
+        phone = ("020 7946 0958", "+44 20 7946 0959", "12345", "")[i % 4]
+        email = f"p{i}@example.com" if i % 7 else f"p{i} at example.com"
+        born = "1985-04-12" if i % 11 else "12/04/1985"
+        country = ("GB", "gb", "Narnia")[i % 3] if i % 5 == 0 else "GB"
+        external_id = f"P-{i}" if i % 13 else ""
+        rows.append(
+            f"{external_id},First{i}{suffix},Last{i},{email},{phone},{born},{country},"
+            f"London,{i} High St,sw1a 1aa"
+        )
+    rows.append("P-1,Again,Repeated,,,,GB,,,")
+    return rows
+
+
+def _job(tmp_path, rows, *, source="crm", name="c.csv") -> ImportJob:
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]))
+    job = import_job_create(actor=system_actor(), source=source, original_name=name, path=path)
+    ImportJob.objects.filter(pk=job.pk).update(status="queued")
+    job.refresh_from_db()
+    return job
+
+
+def _preview(job, workers: int, *, lenient=False) -> dict:
+    preview = pipeline.Importer(job, dry_run=True, lenient=lenient, workers=workers).run()
+    preview.pop("seconds")
+    return preview
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_validating_in_worker_processes_previews_exactly_as_inline(tmp_path, monkeypatch, lenient):
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 25)
+    job = _job(tmp_path, _rows(140))
+    inline = _preview(job, workers=1, lenient=lenient)
+    parallel = _preview(job, workers=2, lenient=lenient)
+    assert parallel == inline
+    assert inline["rejected"] and inline["created"] and inline["rows"] == 141
+
+
+def test_a_parallel_import_writes_every_row_once_with_its_history(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 25)
+    job = _job(tmp_path, _rows(140))
+    expected = _preview(job, workers=1)
+    pipeline.Importer(job, dry_run=False, workers=2).run()
+    job.refresh_from_db()
+    assert job.rows_done == 141
+    assert job.created + job.updated + job.unchanged + job.rejected == 141
+    assert (job.created, job.rejected) == (expected["created"], expected["rejected"])
+    assert Customer.objects.count() == job.created
+    assert Customer.history.filter(history_type="+").count() == job.created
+    assert (
+        ImportRowIssue.objects.filter(job=job, level="error")
+        .values("row_number")
+        .distinct()
+        .count()
+        == job.rejected
+    )
+    # The issues say the same, row for row, as the preview did.
+    stored = list(ImportRowIssue.objects.filter(job=job).values_list("row_number", "message"))
+    assert stored[: len(expected["issues"])] == [
+        (issue["row"], issue["message"]) for issue in expected["issues"]
+    ]
+
+    again = _job(tmp_path, _rows(140), name="again.csv")
+    pipeline.Importer(again, dry_run=False, workers=2).run()
+    again.refresh_from_db()
+    assert (again.created, again.updated, again.unchanged) == (0, 0, job.created)
+    assert again.rejected == job.rejected
+
+
+def test_a_row_skipped_as_unchanged_is_read_when_an_earlier_chunk_changed_its_customer(
+    tmp_path, monkeypatch
+):
+    """Two source ids of one customer (after a merge): the file changes the first,
+    so the second, staged before that chunk was written, is no longer unchanged."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    first = ["A-1,Ann,Lee,,,,GB,,,", "A-2,Zed,Zed,,,,GB,,,", "B-1,Bob,Stone,,,,GB,,,"]
+    for workers, source in ((1, "inline"), (2, "parallel")):
+        pipeline.Importer(
+            _job(tmp_path, first, source=source, name=f"{source}.csv"),
+            dry_run=False,
+            workers=workers,
+        ).run()
+        survivor = SourceIdentifier.objects.get(source=source, external_id="A-1").customer_id
+        SourceIdentifier.objects.filter(source=source, external_id="B-1").update(
+            customer_id=survivor
+        )
+    changed = ["A-1,Ann,Changed,,,,GB,,,", "A-2,Zed,Zed,,,,GB,,,", "B-1,Bob,Stone,,,,GB,,,"]
+    outcomes, previews = [], []
+    for workers, source in ((1, "inline"), (2, "parallel")):
+        job = _job(tmp_path, changed, source=source, name=f"{source}-2.csv")
+        preview = _preview(job, workers=workers)
+        previews.append((preview["updated"], preview["unchanged"]))
+        pipeline.Importer(job, dry_run=False, workers=workers).run()
+        job.refresh_from_db()
+        survivor = SourceIdentifier.objects.get(source=source, external_id="A-1").customer
+        outcomes.append((job.updated, job.unchanged, survivor.last_name))
+    assert outcomes[0] == outcomes[1] == (2, 1, "Stone")
+    # A preview writes nothing, so there the second row is unchanged.
+    assert previews[0] == previews[1] == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["C-1", " Ann ", "Lee", "a@b.example", "", "", "GB", "", "", ""],
+        ["C-2", "Bob"],
+        [],
+        ["  C-3  ", "x\x1fy", "=1+1", "", "", "", "", "", "", "", "extra"],
+    ],
+)
+@pytest.mark.parametrize("lenient", [False, True])
+def test_the_fast_row_keys_are_the_row_fingerprint(cells, lenient):
+    columns = {name: index for index, name in enumerate(HEADER.split(","))}
+    values = row_values(cells, columns)
+    assert RowKeys(columns, lenient)(cells) == (
+        values["external_id"],
+        fingerprint(values, lenient),
+    )
+
+
+def test_remembered_normalisations_give_the_same_rows_as_fresh_ones():
+    columns = {name: index for index, name in enumerate(HEADER.split(","))}
+    memo = Memo()
+    rows = [(number, line.split(",")) for number, line in enumerate(_rows(60) * 2, start=2)]
+    for lenient in (False, True):
+        for number, cells in rows:
+            assert parse_row(number, cells, columns, lenient=lenient, memo=memo) == parse_row(
+                number, cells, columns, lenient=lenient
+            )
+    assert len(memo.outcomes) < len(rows)
+
+
+def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
+    """Celery's prefork children are daemonic, and multiprocessing refuses
+    children to those; the pool starts anyway and the flag is put back."""
+    process = multiprocessing.current_process()
+    monkeypatch.setitem(process._config, "daemon", True)
+    columns = {name: index for index, name in enumerate(HEADER.split(","))}
+    rows = [(2, ["C-1", "Ann", "Lee"], "fp")]
+    with pipeline.Validators(workers=2, columns=columns, lenient=False) as validators:
+        (row,) = validators.submit(rows, full=True).get()
+        assert validators.pool is not None
+    assert (row.external_id, row.names[0]) == ("C-1", "Ann Lee")
+    assert process._config["daemon"] is True
