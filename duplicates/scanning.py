@@ -41,7 +41,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
@@ -96,7 +96,7 @@ PAIRS_INDEXES = ("match_key_bucket_idx",)
 # customers' keys (all of them in a smaller database): tens of thousands of
 # pairs, plenty for a few hundred parameters.
 TRAIN_RECORDS = 30_000
-MIN_TRAIN_BUCKETS = 16
+MIN_TRAIN_BUCKETS = 8
 MIN_TRAIN_PAIRS = 2000
 
 
@@ -287,6 +287,11 @@ def _keys_clear() -> None:
             # scan starts or a scan fails or is found stalled, so an
             # interrupted rebuild never leaves them missing.
             _keys_indexes_drop()
+            # Likewise the foreign keys to the customers: checked row by row
+            # (a lookup and a row lock on the customer per key row) they cost
+            # as much as writing the rows; added back NOT VALID and validated
+            # in one pass with the indexes (_keys_foreign_keys_ensure).
+            _keys_foreign_keys_drop()
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     else:
         MatchKey.objects.all().delete()
@@ -321,12 +326,79 @@ def _keys_indexes_drop() -> None:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
 
 
+_KEYS_MODELS = (MatchKey, MatchProfile)
+
+
+def _keys_foreign_keys() -> list[tuple[type, str, str]]:
+    """(model, constraint name, ADD CONSTRAINT statement) of the MatchKey and
+    MatchProfile foreign keys to the customers, as the migrations made them."""
+    with connection.schema_editor(atomic=False, collect_sql=False) as editor:
+        found = []
+        for model in _KEYS_MODELS:
+            field = model._meta.get_field("customer")
+            statement = editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s")
+            found.append((model, str(statement.parts["name"]).strip('"'), str(statement)))
+        return found
+
+
+def _keys_foreign_keys_present() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid IN "
+            "(%s::regclass, %s::regclass)",
+            [model._meta.db_table for model in _KEYS_MODELS],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _keys_foreign_keys_drop() -> None:
+    present = _keys_foreign_keys_present()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model, name, _ in _keys_foreign_keys():
+            if name in present:
+                cursor.execute(
+                    f"ALTER TABLE {quote(model._meta.db_table)} DROP CONSTRAINT {quote(name)}"
+                )
+
+
+def _keys_foreign_keys_ensure() -> int:
+    """Add back the foreign keys a full rebuild dropped: NOT VALID (no check of
+    the rows already there, so no long lock on the customers), then validated
+    in one pass. Key rows of customers deleted meanwhile by raw SQL (Django's
+    cascade deletes them) fail the validation: then they are dropped and it
+    runs again."""
+    present = _keys_foreign_keys_present()
+    missing = [item for item in _keys_foreign_keys() if item[1] not in present]
+    quote = connection.ops.quote_name
+    customers = quote(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        for model, name, statement in missing:
+            table = quote(model._meta.db_table)
+            cursor.execute(f"{statement} NOT VALID")
+            validate = f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(name)}"
+            try:
+                with transaction.atomic():
+                    cursor.execute(validate)
+            except IntegrityError:
+                cursor.execute(
+                    f"DELETE FROM {table} AS k WHERE NOT EXISTS "  # noqa: S608
+                    f"(SELECT 1 FROM {customers} AS c WHERE c.id = k.customer_id)"
+                )
+                cursor.execute(validate)
+    return len(missing)
+
+
 def _keys_indexes_ensure(*, only: tuple[str, ...] = (), analyze: bool = True) -> int:
     """Build the MatchKey indexes a full rebuild dropped (PostgreSQL; elsewhere
     they are never dropped), or only those named, and refresh the tables'
-    statistics; the number built."""
+    statistics; the number built. Without `only`, the foreign keys the rebuild
+    dropped come back too."""
     if connection.vendor != "postgresql":
         return 0
+    if not only:
+        with transaction.atomic():
+            _keys_foreign_keys_ensure()
     present = _keys_indexes_present()
     missing = [
         sql for name, sql in _keys_index_statements()
@@ -352,6 +424,8 @@ def _keys_indexes_ensure(*, only: tuple[str, ...] = (), analyze: bool = True) ->
 
 def _keys_write(records) -> int:
     """Insert the MatchProfile and MatchKey rows of these records; the key rows written."""
+    if connection.vendor == "postgresql":
+        return _keys_copy(records)
     profiles, keys = [], []
     for record in records:
         profiles.append((record.id, record.dumps()))
@@ -360,6 +434,41 @@ def _keys_write(records) -> int:
     writer = RowWriter()
     writer.insert(MatchProfile, ["customer_id", "payload"], profiles)
     writer.insert(MatchKey, ["customer_id", "key", "bucket"], keys)
+    return len(keys)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_BATCH_LINES = 20_000
+
+
+def _copy_text(value: str) -> str:
+    """A value as COPY's text format reads it (backslash, tab and line breaks escaped)."""
+    return value.translate(_COPY_ESCAPES)
+
+
+def _keys_copy(records) -> int:
+    """_keys_write on PostgreSQL: COPY text built here, a line per row. A full
+    scan writes about seven key rows per customer; formatting them as text in
+    one join costs a fraction of a driver call per row."""
+    profiles: list[str] = []
+    keys: list[str] = []
+    for record in records:
+        customer_id = record.id
+        profiles.append(f"{customer_id}\t{_copy_text(record.dumps())}\n")
+        keys.extend(
+            f"{customer_id}\t{_copy_text(key)}\t{key_bucket(key)}\n" for key in record.keys
+        )
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model, columns, lines in (
+            (MatchProfile, "customer_id, payload", profiles),
+            (MatchKey, "customer_id, key, bucket", keys),
+        ):
+            if not lines:
+                continue
+            with cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+                for start in range(0, len(lines), COPY_BATCH_LINES):
+                    copy.write("".join(lines[start : start + COPY_BATCH_LINES]))
     return len(keys)
 
 
@@ -456,9 +565,21 @@ def _keys_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> int:
     return 0
 
 
+# Sort and hash memory for the scan's big grouping queries (the large keys over
+# every key row, a chunk's blocks): at the default 4 MB they spill to disk.
+QUERY_WORK_MEM = "128MB"
+
+
+def _work_mem(cursor) -> None:
+    """More memory for this transaction's sorts and hashes (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        cursor.execute(f"SET LOCAL work_mem = '{QUERY_WORK_MEM}'")
+
+
 def _large_keys_query() -> list[str]:
     table = MatchKey._meta.db_table
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _work_mem(cursor)
         cursor.execute(
             f"SELECT key FROM {table} GROUP BY key HAVING COUNT(*) > %s",  # noqa: S608
             [MAX_BLOCK],
@@ -527,7 +648,8 @@ def _blocks(buckets: list[int]) -> dict[str, list[int]]:
     table = connection.ops.quote_name(MatchKey._meta.db_table)
     placeholders = ", ".join(["%s"] * len(buckets))
     blocks: dict[str, list[int]] = defaultdict(list)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _work_mem(cursor)
         cursor.execute(
             f"SELECT key, customer_id FROM (SELECT key, customer_id, "  # noqa: S608
             f"COUNT(*) OVER (PARTITION BY key) AS size FROM {table} "
@@ -576,10 +698,12 @@ def training_patterns(*, records: int, large: set[str]) -> Counter:
     step = BUCKETS / count
     buckets = sorted({int(i * step) for i in range(count)})
     patterns: Counter = Counter()
-    from .matching.compare import compare
+    from .matching.compare import Common, compare
+
+    common = Common.from_keys(large)
 
     def visit(a, b):
-        pattern = compare(a, b)
+        pattern = compare(a, b, common)
         if pattern is not None:
             patterns[pattern] += 1
 
@@ -605,7 +729,7 @@ class _Collector:
         self.last_beat = time.monotonic()
 
     def __call__(self, a, b) -> None:
-        pattern = self.compare(a, b)
+        pattern = self.compare(a, b, self.model.common)
         if pattern is None:
             return
         score, weight = self.model.score(pattern)
@@ -756,24 +880,36 @@ def _materially_changed(candidate: DuplicateCandidate, score: float, explained: 
 def _candidates_insert(
     new: list[DuplicateCandidate], *, actor: AbstractBaseUser, reason: str, now
 ) -> None:
-    """COPY the new candidates and their "+" history rows (bulk_create's array
-    parameters cost seconds per thousand JSON explanations on psycopg)."""
+    """Insert the new candidates and their "+" history rows: COPY on PostgreSQL
+    (bulk_create's array parameters cost seconds per thousand JSON explanations
+    on psycopg), bulk_create elsewhere."""
     writer = RowWriter()
     ids = writer.reserve_ids(DuplicateCandidate, len(new))
-    rows = [
-        (pk, c.customer_a_id, c.customer_b_id, c.score, c.match_weight,
-         json.dumps(c.explanation), c.status, c.scan_id, now, now)
-        for pk, c in zip(ids, new, strict=True)
-    ]
-    writer.insert(
-        DuplicateCandidate,
-        ["id", "customer_a_id", "customer_b_id", "score", "match_weight", "explanation",
-         "status", "scan_id", "found_at", "updated_at"],
-        rows,
-    )
+    for pk, candidate in zip(ids, new, strict=True):
+        candidate.pk = pk
+    if connection.vendor == "postgresql":
+        stamp = now.isoformat()
+        lines = [
+            f"{c.pk}\t{c.customer_a_id}\t{c.customer_b_id}\t{c.score!r}\t{c.match_weight!r}\t"
+            f"{_copy_text(_ENCODE_JSON(c.explanation))}\t{c.status}\t{c.scan_id}\t"
+            f"{stamp}\t{stamp}\t\n"
+            for c in new
+        ]
+        table = connection.ops.quote_name(DuplicateCandidate._meta.db_table)
+        with connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} (id, customer_a_id, customer_b_id, score, match_weight, "
+            "explanation, status, scan_id, found_at, updated_at, review_note) FROM STDIN"
+        ) as copy:
+            for start in range(0, len(lines), COPY_BATCH_LINES):
+                copy.write("".join(lines[start : start + COPY_BATCH_LINES]))
+    else:
+        DuplicateCandidate.objects.bulk_create(new, batch_size=500)
     writer.insert_history(
         DuplicateCandidate, key="id", ids=ids, when=now, user_id=actor.pk, reason=reason
     )
+
+
+_ENCODE_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _changed_after_decision(candidate: DuplicateCandidate, updated_at: dict) -> bool:

@@ -227,6 +227,8 @@ def _corrupt(rng: random.Random, pools: Pools, original: dict) -> dict:
          "abbreviate", "surname_change", "dob_typo", "dob_swap", "move", "case"],
         k=rng.choice((1, 2, 2, 3)),
     )
+    # The truth about what was done, for the bench's breakdown of misses.
+    r["corruptions"] = tuple(sorted(corruptions))
     for corruption in corruptions:
         if corruption == "typo_first":
             r["first_name"] = _typo(rng, r["first_name"])
@@ -544,6 +546,10 @@ def _run(
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     entity_of = {customer_id: r["entity"] for customer_id, r in zip(ids, records, strict=True)}
+    corrupted = {
+        customer_id: r["corruptions"]
+        for customer_id, r in zip(ids, records, strict=True) if r.get("corruptions")
+    }
     # The scan's workers are forked from this process: they must not inherit
     # (and, by touching it, copy) the generated data. Only what the later
     # steps need is kept.
@@ -575,6 +581,8 @@ def _run(
     blocking = _blocking_recall(entity_of)
     log(f"quality {({k: v for k, v in quality.items() if not k.startswith('_')})}")
     _log_examples(quality, log)
+    misses = misses_explained(quality["_misses"], corrupted, scan.pk)
+    log(f"misses {misses}")
 
     # Incremental: 1,000 new customers, half of them copies of existing ones.
     samples_kept = list(kept.values())
@@ -608,6 +616,7 @@ def _run(
         "f1": quality["f1"],
         "cluster_precision": quality["cluster_precision"],
         "blocking_recall": blocking,
+        "misses": misses,
         "pairs_compared": summary["pairs_compared"],
         "generate_s": round(generate_s, 1),
         "load_s": round(load_s, 1),
@@ -653,6 +662,56 @@ def scan_phases(scan_id: int) -> dict[str, float]:
         "keys": round((keys["last"] - scan.started_at).total_seconds(), 2),
         "learn": round((pairs["first"] - keys["last"]).total_seconds(), 2),
         "score": round((scan.finished_at - pairs["first"]).total_seconds(), 2),
+    }
+
+
+def misses_explained(
+    misses: set[tuple[int, int]], corrupted: dict[int, tuple], scan_id: int
+) -> dict[str, Any]:
+    """Why the true pairs were missed: no shared blocking key ("blocked"), a
+    shared key but never compared (a large block's window: "windowed", seen
+    as a pair that would score at or above the threshold), or compared and
+    scored below it ("scored"), each by the
+    corruptions the generator applied to the pair's two records (the
+    commonest ten)."""
+    from collections import Counter
+
+    from duplicates.matching.compare import compare
+    from duplicates.matching.engine import profiles_load
+    from duplicates.matching.model import MatchModel
+    from duplicates.models import DuplicateScan
+
+    model = MatchModel.from_json(DuplicateScan.objects.get(pk=scan_id).model)
+    profiles = profiles_load({i for pair in misses for i in pair})
+    blocked: Counter = Counter()
+    windowed: Counter = Counter()
+    scored: Counter = Counter()
+    patterns: Counter = Counter()
+    for a, b in misses:
+        ra, rb = profiles.get(a), profiles.get(b)
+        if ra is None or rb is None:
+            continue
+        kind = "+".join(sorted({*corrupted.get(a, ()), *corrupted.get(b, ())})) or "none"
+        if set(ra.keys) & set(rb.keys):
+            pattern = (
+                compare(ra, rb, model.common) if ra.id < rb.id else compare(rb, ra, model.common)
+            ) if model is not None else None
+            if pattern is not None and model is not None:
+                if model.score(pattern)[0] >= model.threshold:
+                    windowed[kind] += 1
+                    continue
+                patterns[str(tuple(pattern))] += 1
+            scored[kind] += 1
+        else:
+            blocked[kind] += 1
+    return {
+        "blocked": sum(blocked.values()),
+        "windowed": sum(windowed.values()),
+        "scored": sum(scored.values()),
+        "blocked_by": dict(blocked.most_common(10)),
+        "windowed_by": dict(windowed.most_common(10)),
+        "scored_by": dict(scored.most_common(10)),
+        "scored_patterns": dict(patterns.most_common(10)),
     }
 
 

@@ -12,21 +12,26 @@ Pipeline
    (St -> Street, Rd -> Road, Str. -> Strasse) and postcodes without spaces.
 2. Blocking (blocking.py): a few keys per record (name sounds + birth year,
    surname sound + birth date, first-name sound + birth date, e-mail, phone,
-   national id, postcode + initial); only records sharing a key are compared,
+   national id, postcode + house number + street initials); only records
+   sharing a key are compared,
    and blocks above MAX_BLOCK are compared by sorted neighbourhood, never all
    pairs. Keys live in MatchKey, the records as compared in MatchProfile.
 3. Comparison (compare.py): one level per comparison (rapidfuzz Jaro-Winkler
    and Damerau-Levenshtein, jellyfish metaphone): first name x birth date
    (joint: agree / close / differ / missing combined), surname, e-mail,
-   phone, address, national id.
+   phone, address (the same home: postcode or town, street and number),
+   national id. An e-mail or phone shared by more customers than a block
+   holds (a family or office mailbox, a switchboard: the large blocks' keys,
+   kept with the model) counts as missing, not as agreement.
 4. Model (model.py): Fellegi-Sunter weights from a latent-class model
    learned by EM on the comparison patterns of a sample of the *blocked*
    pairs of the data (not random pairs), so that the non-duplicates it learns
    from are the ones blocking actually brings together: households sharing a
    surname, an address, a landline or a family e-mail, and neighbours. Those
    agree on several fields at once, which breaks the two-class model's
-   independence assumption, so the non-duplicates are two latent classes
-   (related, unrelated) next to the duplicates; EM learns the three classes'
+   independence assumption, so the non-duplicates are three latent classes
+   (related, unrelated, namesakes: strangers met by a shared surname) next
+   to the duplicates; EM learns the four classes'
    shares and level probabilities, with one structural constraint naming the
    duplicate class (a duplicate never differs in both first name and birth
    date). The joint first name x birth date comparison is what separates

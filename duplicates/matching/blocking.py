@@ -13,8 +13,9 @@ usual corruptions:
   marriage, a misspelt one), in one namespace so swapped names meet too;
 - ``e:`` normalised e-mail, ``p:`` E.164 phone, ``i:`` national id (tax id
   for organisations): the strong identifiers, whatever the names say;
-- ``a:`` postcode with the house number (or the first initial when there is
-  none): a changed birth date and name with the same home;
+- ``a:`` postcode with the house number and the street's initials (or the
+  first initial when there is no number): a changed birth date and name with
+  the same home;
 - ``o:`` for organisations, the sorted sounds of the name's words.
 
 Large blocks. A key shared by more than MAX_BLOCK records (a common name born
@@ -67,14 +68,26 @@ def record_keys(record: MatchRecord) -> list[str]:
         if first and dob:
             keys.append(f"d:{first}:{dob}")
         if record.postcode and (record.house or record.first):
-            # The home (postcode and house number): not the postcode alone,
-            # whose blocks are whole streets of strangers.
-            keys.append(f"a:{record.postcode}:{record.house or record.first[0]}")
+            # The home: postcode, house number and the street's initials. Not
+            # the postcode alone, whose blocks are whole streets of strangers,
+            # nor postcode and number alone: where a postcode covers a town
+            # (most of Europe, the US) that block is everyone with that number
+            # on any of its streets.
+            home = f"{record.house}:{street_initials(record.street)}" if record.house else ""
+            keys.append(f"a:{record.postcode}:{home or record.first[0]}")
     keys.extend(f"e:{email}" for email in record.emails)
     keys.extend(f"p:{phone}" for phone in record.phones)
     if record.national_id:
         keys.append(f"i:{record.national_id}")
     return list(dict.fromkeys(key[:KEY_MAX] for key in keys))
+
+
+def street_initials(street: str) -> str:
+    """The first letters of a normalised street's words of three letters or more
+    ("rue de la paix" -> "rp"): the street types are spelt out by then, so
+    "High St" and "High Street" agree, and a typo past a word's first letter
+    keeps them."""
+    return "".join(word[0] for word in street.split() if len(word) >= 3)
 
 
 def key_bucket(key: str) -> int:

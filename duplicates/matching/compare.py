@@ -22,6 +22,7 @@ of its levels, so EM and every cache see only the levels.
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
@@ -56,7 +57,7 @@ COMPARISONS: list[tuple[str, list[tuple[str, str]]]] = [
     ("phone", [("agrees", AGREED), ("one digit apart", FUZZY), ("differs", DISAGREED)]),
     (
         "address",
-        [("same postcode and house number", AGREED),
+        [("same postcode (or town), street and house number", AGREED),
          ("same postcode, or same street in the same city", FUZZY), ("differs", DISAGREED)],
     ),
     ("national_id", [("agrees", AGREED), ("one character apart", FUZZY),
@@ -102,8 +103,11 @@ def _given_level(a: str, a_key: str, b: str, b_key: str) -> int | None:
     # alike counts only for names that are also spelt alike.
     if similarity >= NAME_CLOSE or (a_key == b_key and similarity >= SOUND_SPELLING):
         return 1
-    if min(len(a1), len(b1)) >= 4 and _dl(a1, b1) <= 1:
+    shorter = min(len(a1), len(b1))
+    if shorter >= 4 and _dl(a1, b1, score_cutoff=1) <= 1:
         return 1  # one letter mistyped in a short name ("Ande" for "Anne")
+    if shorter >= 3 and (a1.startswith(b1) or b1.startswith(a1)):
+        return 1  # a short form that is the name cut short ("Sam" for "Samantha")
     return 2
 
 
@@ -119,15 +123,19 @@ def _surname_level(a: str, a_key: str, b: str, b_key: str) -> int:
 
 
 def dob_close(a: str, b: str) -> bool:
-    """One digit mistyped, two adjacent digits transposed, day and month swapped,
-    or one day apart (a birth time near midnight stored in another time zone)."""
-    da, db = a.replace("-", ""), b.replace("-", "")
-    if len(da) != 8 or len(db) != 8:
+    """One digit mistyped, two adjacent digits transposed, day and month swapped
+    (the American order read the other way, with or without one digit mistyped
+    too), or one day apart (a birth time near midnight stored in another time
+    zone)."""
+    if len(a) != 10 or len(b) != 10:
         return False
-    if _dl(da, db) <= 1:
+    da, db = a.replace("-", ""), b.replace("-", "")
+    if _dl(da, db, score_cutoff=1) <= 1:
         return True
-    if a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]:
+    if _dl(da, f"{db[:4]}{db[6:8]}{db[4:6]}", score_cutoff=1) <= 1:
         return True
+    if a[:4] != b[:4] and a[5:] != "12-31" and b[5:] != "12-31":
+        return False  # one day apart is in one year, but for New Year's Eve
     try:
         return abs((date.fromisoformat(a) - date.fromisoformat(b)).days) == 1
     except ValueError:
@@ -162,11 +170,17 @@ def _person_level(first: int | None, dob: int | None) -> int:
     return 7 if dob == 2 else 6
 
 
-def _set_level(a: tuple[str, ...], b: tuple[str, ...], close) -> int:
+def _set_level(
+    a: tuple[str, ...], b: tuple[str, ...], close, common: frozenset[str] = frozenset()
+) -> int:
     if not a or not b:
         return MISSING
-    if set(a) & set(b):
-        return 0
+    shared = set(a).intersection(b)
+    if shared:
+        # Sharing only a value that very many customers share (a company
+        # switchboard, a family or office mailbox) says nothing about whether
+        # these two are one person: no evidence either way.
+        return MISSING if common and shared <= common else 0
     for x in a:
         for y in b:
             if close(x, y):
@@ -191,7 +205,9 @@ def _address_level(a: MatchRecord, b: MatchRecord) -> int:
         a.street == b.street or _jw(a.street, b.street) >= STREET_CLOSE
     )
     same_city = bool(a.city) and a.city == b.city
-    if same_house and (same_postcode or (street_close and same_city)):
+    # The same number on another street of the postcode is not the same home
+    # where a postcode covers a whole town (a house number implies a street).
+    if same_house and street_close and (same_postcode or same_city):
         return 0
     if same_postcode or (street_close and same_city):
         return 1
@@ -217,9 +233,33 @@ def names_swapped(a: MatchRecord, b: MatchRecord) -> bool:
     return swapped > straight + SWAP_MARGIN and swapped >= 2 * NAME_CLOSE
 
 
-def compare(a: MatchRecord, b: MatchRecord) -> tuple[int, ...] | None:
+class Common(NamedTuple):
+    """The e-mails and phone numbers shared by so many customers (more than a
+    blocking block holds) that sharing one is no evidence: a full scan finds
+    them and its model keeps them (MatchModel.common)."""
+
+    emails: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_keys(cls, keys) -> Common:
+        """From blocking keys ("e:...", "p:...", others ignored)."""
+        keys = list(keys)
+        return cls(
+            frozenset(k[2:] for k in keys if k.startswith("e:")),
+            frozenset(k[2:] for k in keys if k.startswith("p:")),
+        )
+
+
+NO_COMMON = Common()
+
+
+def compare(
+    a: MatchRecord, b: MatchRecord, common: Common = NO_COMMON
+) -> tuple[int, ...] | None:
     """The comparison pattern of a pair, or None when they cannot be the same
-    customer at all (a person and an organisation)."""
+    customer at all (a person and an organisation); a shared e-mail or phone
+    in `common` counts as missing."""
     if a.kind != b.kind:
         return None
     b_first, b_last, b_first_key, b_last_key = b.first, b.last, b.first_key, b.last_key
@@ -235,8 +275,8 @@ def compare(a: MatchRecord, b: MatchRecord) -> tuple[int, ...] | None:
             _given_level(a.first, a.first_key, b_first, b_first_key), _dob_level(a.dob, b.dob)
         ),
         last,
-        _set_level(a.emails, b.emails, _email_close),
-        _set_level(a.phones, b.phones, _phone_close),
+        _set_level(a.emails, b.emails, _email_close, common.emails),
+        _set_level(a.phones, b.phones, _phone_close, common.phones),
         _address_level(a, b),
         _id_level(a.national_id, b.national_id),
     ))

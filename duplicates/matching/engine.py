@@ -154,7 +154,7 @@ def pair_score(
     model: MatchModel, a: MatchRecord, b: MatchRecord
 ) -> tuple[float, float, tuple[int, ...]] | None:
     """(score, match weight, pattern) of a pair, None when they cannot match."""
-    pattern = compare(a, b)
+    pattern = compare(a, b, model.common)
     if pattern is None:
         return None
     score, weight = model.score(pattern)
@@ -171,6 +171,8 @@ def explanation(
         level = pattern[c]
         if level == MISSING:
             category, label, weight = "missing", "missing on one side", 0.0
+            if name in ("email", "phone") and getattr(a, f"{name}s") and getattr(b, f"{name}s"):
+                label = "shared by very many customers: no evidence either way"
         else:
             label, category = levels[level]
             weight = model.weights[c][level]

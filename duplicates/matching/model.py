@@ -8,19 +8,22 @@ non-duplicates, members of one household agree on surname, address, often
 phone and e-mail all at once (they are not independent given "non-duplicate",
 as Fellegi-Sunter assumes), so EM folds households into the duplicate class.
 
-So the non-duplicates are modelled as two latent classes, related people
-(sharing where they live and how they are reached) and unrelated people,
-each with its own level probabilities; within each class the comparisons are
-close to independent, which is what the model assumes. EM (expectation-
-maximisation) learns the three classes' shares and level probabilities from
-the unlabelled blocked pairs, on the distinct patterns with their counts (a
-few thousand), so it takes a few seconds. Which class is the duplicates is
-fixed by two structural constraints that say what the classes mean:
-duplicates never differ in both first name and birth date (DUPLICATE_NEVER),
-two related people never share both (RELATED_NEVER); everything else (every
-m and u, the shares) is learned.
+So the non-duplicates are modelled as three latent classes, related people
+(sharing where they live and how they are reached), unrelated people
+(strangers blocking brought together by first name and birth date or the
+like) and namesakes (strangers with one surname, met by it), each with its
+own level probabilities; within each class the comparisons are close to
+independent, which is what the model assumes. EM (expectation-maximisation)
+learns the four classes' shares and level probabilities from the unlabelled
+blocked pairs, on the distinct patterns with their counts (a few thousand),
+so it takes a few seconds. Which class is which is fixed by structural
+constraints that say what the classes mean: duplicates never differ in both
+first name and birth date (DUPLICATE_NEVER), two related people never share
+both (RELATED_NEVER), strangers share no surname, contact point or id
+(STRANGERS_NEVER), namesakes a surname only (NAMESAKES_NEVER); everything
+else (every m and u, the shares) is learned.
 
-    score = P(duplicate | g) = p_d m(g) / (p_d m(g) + p_r r(g) + p_o o(g))
+    score = P(duplicate | g) = p_d m(g) / sum over the classes k of p_k k(g)
 
 is the posterior probability. For the explanation each comparison's weight is
 log2(m / u) with u the non-duplicates' level probabilities (related and
@@ -46,7 +49,9 @@ coincidence) for the pair at hand, in MatchModel.score:
   people with one first name are to share a surname than any two people
   (Frequencies.with_first, measured on the data: names go together by
   language and origin, so two Marcos are likelier than two strangers to both
-  be Rossi).
+  be Rossi). Namesakes, who met by their surname, share a common one more
+  often than a rare one: their likelihood is multiplied by f(w) / sum(f^2)
+  for the surname w they share, as the strangers' is for a first name.
 
 So a stranger with the same common first name, surname and birth date (a
 coincidence that grows with the data: there are more John Smiths born on one
@@ -70,14 +75,14 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .compare import COMPARISONS, LEVEL_COUNTS, MISSING
+from .compare import COMPARISONS, LEVEL_COUNTS, MISSING, NO_COMMON, Common
 
 # Below this a probability is clamped: a level never seen in one class must
 # not become an infinite weight that no other evidence can outweigh.
 FLOOR = 1e-5
 EM_MAX_ITERATIONS = 200
 EM_TOLERANCE = 1e-6
-START_SHARES = (0.2, 0.2, 0.6)  # duplicates, related, unrelated
+START_SHARES = (0.2, 0.2, 0.5, 0.1)  # duplicates, related, unrelated, namesakes
 START_TOP = 0.8
 PERSON = 0  # index of the first name x birth date comparison
 # The one constraint that tells EM which class is the duplicates: a duplicate
@@ -99,6 +104,15 @@ RELATED = 1
 # among blocked pairs, rare among random ones).
 STRANGERS_NEVER = tuple((c, 0) for c in range(1, len(LEVEL_COUNTS)))
 STRANGERS = 2
+# And namesakes: strangers with one surname whom blocking brought together by
+# it (the surname's sound with the birth date): they share the surname and
+# nothing one reaches or identifies a person by, nor first name and birth
+# date. Without this class EM has only the related people to explain them
+# by, and in a large database, where common surnames meet often, "related"
+# comes to mean "same surname, same birth date, different first name", which
+# is also what a duplicate with a changed first name looks like at home.
+NAMESAKES_NEVER = (*RELATED_NEVER, *((c, 0) for c in range(2, len(LEVEL_COUNTS))))
+NAMESAKES = 3
 
 
 # How many values per name a model keeps (the commonest); the others are
@@ -172,6 +186,9 @@ class MatchModel:
     iterations: int = 0
     # {"first": Frequencies, "last": Frequencies}, or None: no term frequencies.
     frequencies: dict[str, Frequencies] | None = None
+    # The e-mails and phones too common to count as agreement (compare.Common):
+    # the large blocks' keys of the scan that learned the model.
+    common: Common = NO_COMMON
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
     _tf_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -215,7 +232,24 @@ class MatchModel:
             return posterior, weight
         adjusted = logs.copy()
         adjusted[STRANGERS] += adjust
+        if len(adjusted) > NAMESAKES:
+            adjusted[NAMESAKES] += self._namesake_adjustment(pattern)
         return _posterior(adjusted), weight + bits
+
+    def _namesake_adjustment(self, pattern: tuple[int, ...]) -> float:
+        """Natural log of the factor on the namesakes' likelihood for the surname
+        a pattern agrees on: namesakes meet by a surname, so the one they share
+        is a common one f(w) / sum(f^2) times as often as on average (the first
+        name's adjustment, for the surname)."""
+        last = pattern.names[1] if pattern[1] == 0 else ""
+        table = self.frequencies.get("last") if last else None
+        if not table or table.squares <= 0:
+            return 0.0
+        key = ("namesake", last)
+        factor = self._tf_cache.get(key)
+        if factor is None:
+            factor = self._tf_cache[key] = math.log(table.share(last) / table.squares)
+        return factor
 
     def name_adjustment(self, pattern: tuple[int, ...]) -> tuple[float, float]:
         """(natural log of the factor on the strangers' likelihood, the match
@@ -307,6 +341,7 @@ class MatchModel:
             return None
         if any([len(levels) for levels in c["probs"]] != LEVEL_COUNTS for c in model.classes):
             return None  # a model of an older set of comparisons
+        model.common = Common.from_keys(data.get("large_keys") or ())
         return model
 
 
@@ -349,10 +384,20 @@ def _start(patterns: Counter) -> list[dict]:
             [FLOOR if (c, level) in STRANGERS_NEVER else observed[c][level]
              for level in range(count)]
         )
+    # Namesakes start like strangers, but sharing the surname and differing
+    # on first name x birth date as related people do.
+    namesakes = [
+        _normalise([FLOOR if (c, level) in NAMESAKES_NEVER else observed[c][level]
+                    for level in range(count)])
+        for c, count in enumerate(LEVEL_COUNTS)
+    ]
+    namesakes[PERSON] = list(related[PERSON])
+    namesakes[1] = _top_heavy(LEVEL_COUNTS[1], START_TOP)
     return [
         {"share": START_SHARES[0], "probs": duplicates},
         {"share": START_SHARES[1], "probs": related},
         {"share": START_SHARES[2], "probs": strangers},
+        {"share": START_SHARES[3], "probs": namesakes},
     ]
 
 
@@ -389,6 +434,8 @@ def em_learn(patterns: Counter, *, threshold: float) -> MatchModel:
             acc[RELATED][c][level] = 0.0
         for c, level in STRANGERS_NEVER:
             acc[STRANGERS][c][level] = 0.0
+        for c, level in NAMESAKES_NEVER:
+            acc[NAMESAKES][c][level] = 0.0
         new = [
             {"share": min(max(shares[j] / total, FLOOR), 1 - FLOOR),
              "probs": [_normalise(levels) for levels in acc[j]]}

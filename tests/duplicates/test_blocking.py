@@ -62,9 +62,9 @@ def test_a_scan_compares_only_customers_that_share_a_key():
 
     real = compare_module.compare
 
-    def spy(a, b):
+    def spy(a, b, *common):
         compared.append((a.id, b.id))
-        return real(a, b)
+        return real(a, b, *common)
 
     with mock.patch.object(compare_module, "compare", side_effect=spy):
         summary = duplicate_scan_run(DuplicateScan.objects.create(kind="full"))
@@ -81,3 +81,12 @@ def test_a_scan_compares_only_customers_that_share_a_key():
     # Each pair is scored once, whatever the number of keys it shares (the
     # learning pass sees the same pairs once more).
     assert summary["pairs_compared"] == len(set(compared)) == len(compared) // 2
+
+
+def test_the_home_key_tells_the_streets_of_one_postcode_apart():
+    def home(street: str) -> set[str]:
+        return {key for key in keys({**ANNA, "street": street}) if key.startswith("a:")}
+
+    assert home("12 High Street") == home("12 High St.")  # the same home, written two ways
+    assert home("12 High Street") != home("12 Mill Road")  # the same number, another street
+    assert home("12 High Street") != home("14 High Street")

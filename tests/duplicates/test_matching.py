@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from duplicates.matching import DEFAULT_THRESHOLD, explanation, likely_matches
-from duplicates.matching.compare import compare, dob_close
+from duplicates.matching.compare import NAMES, compare, dob_close
 from duplicates.matching.engine import DEFAULT_MODEL, pair_score
 from duplicates.matching.model import em_learn
 from duplicates.matching.normalize import (
@@ -43,7 +43,24 @@ def test_birth_dates_close_by_typo_transposition_or_day_month_swap():
     assert dob_close("1979-03-14", "1979-03-15")
     assert dob_close("1979-03-14", "1997-03-14")  # adjacent digits transposed
     assert dob_close("1979-03-04", "1979-04-03")  # day and month swapped
+    assert dob_close("1979-03-04", "1979-04-02")  # swapped, and a digit mistyped
+    assert dob_close("1979-12-31", "1980-01-01")  # one day apart over New Year
     assert not dob_close("1979-03-14", "1985-07-02")
+    assert not dob_close("1979-03-04", "1979-05-02")
+
+
+def test_given_names_close_by_short_form_or_one_letter():
+    def level(a: str, b: str) -> str:
+        x = record_from_data({**JOHN, "first_name": a})
+        y = record_from_data({**JOHN, "first_name": b}, customer_id=2)
+        return dict(zip(NAMES, explanation(DEFAULT_MODEL, x, y, compare(x, y)), strict=True))[
+            "first_name_birth_date"
+        ]["level"]
+
+    assert level("Samantha", "Sam") == "fuzzy"  # cut short, not in the nickname table
+    assert level("Ivan", "Iwan") == "fuzzy"  # one letter mistyped
+    assert level("Samantha", "Sa") == "disagreed"  # too short to tell
+    assert level("Eva", "Ida") == "disagreed"
 
 
 @pytest.mark.parametrize(
@@ -287,3 +304,46 @@ def test_name_frequencies_are_counted_from_the_profiles():
 
     model = learn_model(Counter(TRAINING), threshold=DEFAULT_THRESHOLD)
     assert model.as_json()["frequencies"]["last"]["counts"] == {"smith": 3, "jones": 1}
+
+
+def test_an_email_or_phone_shared_by_very_many_customers_is_no_evidence():
+    from duplicates.matching.compare import MISSING, Common
+
+    a = record_from_data(JOHN)
+    b = record_from_data({**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21"},
+                         customer_id=2)
+    common = Common.from_keys([*(f"e:{e}" for e in a.emails), *(f"p:{p}" for p in a.phones),
+                               "n:unrelated"])
+    email, phone = NAMES.index("email"), NAMES.index("phone")
+    assert compare(a, b)[email] == 0 and compare(a, b)[phone] == 0
+    assert compare(a, b, common)[email] == MISSING and compare(a, b, common)[phone] == MISSING
+    rows = {row["comparison"]: row for row in explanation(DEFAULT_MODEL, a, b,
+                                                          compare(a, b, common))}
+    assert rows["email"]["label"] == "shared by very many customers: no evidence either way"
+    assert rows["email"]["weight"] == 0
+
+
+def test_em_learns_namesakes_who_share_a_surname_and_nothing_else():
+    from collections import Counter
+
+    from duplicates.matching.model import FLOOR, NAMESAKES, PERSON
+
+    namesakes_seen = {(4, 0, 2, 2, 2, -1): 200, (4, 0, -1, 2, 2, -1): 100,
+                      (5, 0, 2, 2, 2, -1): 60}
+    model = em_learn(Counter({**TRAINING, **namesakes_seen}), threshold=DEFAULT_THRESHOLD)
+    namesakes = model.classes[NAMESAKES]["probs"]
+    # They share a surname, never a contact point or an id, nor first name and birth date.
+    assert namesakes[1][0] > 0.5
+    assert all(namesakes[c][0] <= 2 * FLOOR for c in (2, 3, 4))  # e-mail, phone, address
+    assert all(namesakes[PERSON][level] <= 2 * FLOOR for level in (0, 1, 2))
+    assert model.score((4, 0, 2, 2, 2, -1))[0] < DEFAULT_THRESHOLD
+
+
+def test_the_same_house_number_on_another_street_of_the_postcode_is_not_the_same_home():
+    a = record_from_data(JOHN)
+    address = NAMES.index("address")
+    same_home = record_from_data({**JOHN, "street": "12 High St"}, customer_id=2)
+    next_street = record_from_data({**JOHN, "street": "12 Mill Road"}, customer_id=3)
+    assert compare(a, same_home)[address] == 0
+    assert compare(a, next_street)[address] == 1  # the same postcode only
+

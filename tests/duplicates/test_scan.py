@@ -11,7 +11,13 @@ from django.utils import timezone
 from cim.audit import system_actor
 from customers.models import Customer
 from duplicates import scanning
-from duplicates.models import DuplicateCandidate, DuplicateScan, DuplicateScanChunk, MatchKey
+from duplicates.models import (
+    DuplicateCandidate,
+    DuplicateScan,
+    DuplicateScanChunk,
+    MatchKey,
+    MatchProfile,
+)
 from duplicates.scanning import (
     ALREADY_RUNNING,
     NOT_ALLOWED,
@@ -240,20 +246,36 @@ def _key_indexes() -> set[str]:
         }
 
 
+def _key_foreign_keys() -> set[tuple[str, str]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        return {
+            (model._meta.db_table, name)
+            for model in (MatchKey, MatchProfile)
+            for name, info in connection.introspection.get_constraints(
+                cursor, model._meta.db_table
+            ).items()
+            if info["foreign_key"]
+        }
+
+
 @pytest.mark.django_db
-def test_a_full_scan_rebuilds_the_key_indexes_it_drops(family):
-    before = _key_indexes()
+def test_a_full_scan_rebuilds_the_key_indexes_and_foreign_keys_it_drops(family):
+    before, foreign_keys = _key_indexes(), _key_foreign_keys()
     assert {"match_key_idx", "match_key_bucket_idx", "match_key_customer_idx"} <= before
+    assert len(foreign_keys) == 2
 
     summary = scan()
 
     assert summary["status"] == "completed" and summary["candidates"] == 1
     assert _key_indexes() == before
+    assert _key_foreign_keys() == foreign_keys
 
 
 @pytest.mark.django_db
 def test_a_full_scan_that_fails_gets_its_key_indexes_back(family):
-    before = _key_indexes()
+    before, foreign_keys = _key_indexes(), _key_foreign_keys()
     with (
         mock.patch.object(scanning, "_keys_write", side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError),
@@ -262,6 +284,7 @@ def test_a_full_scan_that_fails_gets_its_key_indexes_back(family):
 
     assert DuplicateScan.objects.get().status == "failed"
     assert _key_indexes() == before
+    assert _key_foreign_keys() == foreign_keys
     # and the next scan runs as usual
     assert scan()["candidates"] == 1
 
