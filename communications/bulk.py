@@ -25,9 +25,7 @@ Guarantees:
 from __future__ import annotations
 
 import datetime
-import multiprocessing
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -37,6 +35,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from cim.audit import stamp, system_actor, system_reason
+from cim.forking import fork_pool
 from customers.models import Customer
 from customers.selectors import MAX_SEARCH_RESULTS, customer_search, customers_visible_to
 
@@ -372,10 +371,7 @@ def bulk_send_run(
     if bulk is None:
         return None
     if workers > 1 and connection.vendor == "postgresql":
-        # Forked children must not share this process's database connection.
-        connections.close_all()
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with fork_pool(workers) as pool:
             list(pool.map(_work_in_child, [bulk_id] * workers))
     else:
         bulk_send_work(bulk_id=bulk_id)

@@ -33,10 +33,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import multiprocessing
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -48,6 +46,7 @@ from simple_history.utils import bulk_update_with_history
 
 from cim.audit import is_system_actor, system_actor, system_reason
 from cim.bulk import RowWriter
+from cim.forking import fork_pool
 from customers.models import Customer
 
 from .matching.blocking import (
@@ -149,9 +148,7 @@ def duplicate_scan_run(scan: DuplicateScan, *, workers: int = 1) -> dict:
     chunk_ids = duplicate_scan_start(scan_id=scan.pk)
     pool = None
     if workers > 1 and connection.vendor == "postgresql" and chunk_ids:
-        # Forked children must not share this process's database connection.
-        connections.close_all()
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool = fork_pool(workers)
     try:
         while chunk_ids:
             if pool:
