@@ -637,14 +637,7 @@ def messages_deliver(
         job = f"message send #{messages[0].pk}" if len(messages) == 1 else "message send"
     with transaction.atomic():
         messages_outcome_write(messages=messages, fields=DELIVER_FIELDS)
-        history_insert(
-            Message,
-            [m.pk for m in messages],
-            history_type="~",
-            user_id=system_actor().pk,
-            reason=system_reason(job),
-            at=now,
-        )
+        _system_changes_record(messages, job=job, at=now)
     return outcomes
 
 
@@ -715,15 +708,20 @@ def messages_create_and_deliver(
         refused = [m for m in to_send if m.pk in errors]
         messages_outcome_write(messages=refused, fields=("status", "status_reason"))
         if pending:
-            history_insert(
-                Message,
-                [m.pk for m in pending],
-                history_type="~",
-                user_id=system_actor().pk,
-                reason=system_reason(job),
-                at=now,
-            )
+            _system_changes_record(pending, job=job, at=now)
     return {m.pk: m.status for m in messages}
+
+
+def _system_changes_record(messages: list[Message], *, job: str, at: datetime.datetime) -> None:
+    """The "~" history rows of messages a system job changed, copied set-based."""
+    history_insert(
+        Message,
+        [m.pk for m in messages],
+        history_type="~",
+        user_id=system_actor().pk,
+        reason=system_reason(job),
+        at=at,
+    )
 
 
 def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason: str) -> None:
