@@ -180,24 +180,24 @@ class RowWriter:
         target = self.quote(historical._meta.db_table)
         source = self.quote(model._meta.db_table)
         history_date = connection.ops.adapt_datetimefield_value(when)
-        inserted = 0
+        insert = (
+            f"INSERT INTO {target} ({names}, history_date, history_change_reason, "  # noqa: S608
+            f"history_type, history_user_id) SELECT {names}, %s, %s, %s, %s FROM {source} WHERE "
+        )
+        stamp = [history_date, reason[:100], history_type, user_id]
         runs = _id_runs(ids)
+        if self.vendor == "postgresql" and len(runs) > 1:
+            # Scattered ids (rows written by several workers at once, updates) in one
+            # statement however many runs they make.
+            with connection.cursor() as cursor:
+                cursor.execute(insert + f"{self.quote(key)} = ANY(%s)", [*stamp, sorted(set(ids))])
+                return cursor.rowcount
+        inserted = 0
         with connection.cursor() as cursor:
             for start in range(0, len(runs), 200):
                 chunk = runs[start : start + 200]
                 where = " OR ".join([f"{self.quote(key)} BETWEEN %s AND %s"] * len(chunk))
-                cursor.execute(
-                    f"INSERT INTO {target} ({names}, history_date, history_change_reason, "  # noqa: S608
-                    f"history_type, history_user_id) SELECT {names}, %s, %s, %s, %s "
-                    f"FROM {source} WHERE {where}",
-                    [
-                        history_date,
-                        reason[:100],
-                        history_type,
-                        user_id,
-                        *[v for run in chunk for v in run],
-                    ],
-                )
+                cursor.execute(insert + where, [*stamp, *[v for run in chunk for v in run]])
                 inserted += cursor.rowcount
         return inserted
 

@@ -238,10 +238,8 @@ def bulk_send_chunk(
             )
         )
     for outcome in delivered.values():
-        if outcome == Message.Status.QUEUED:
-            outcomes["deferred"] += 1
-        elif outcome != "skipped":
-            outcomes[outcome] += 1
+        if outcome != "skipped":
+            outcomes[_counter_of(outcome)] += 1
     # What each message is now: its outcome when this attempt handled it, else what
     # an earlier attempt left.
     outcomes.final = Counter(queued=len(existing) + len(messages))

@@ -732,13 +732,14 @@ def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason:
     """
     if not messages:
         return
-    writer = RowWriter()
-    ids = _message_ids_reserve(writer, len(messages)) if connection.vendor == "postgresql" else []
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # COPY with reserved ids: an INSERT of a thousand rows of nineteen
             # parameters each cost more to build and parse than to run.
-            for message, pk in zip(messages, ids, strict=True):
+            writer = RowWriter()
+            for message, pk in zip(
+                messages, writer.reserve_ids(Message, len(messages)), strict=True
+            ):
                 message.pk = pk
                 message._state.adding, message._state.db = False, "default"
             # Plain attribute values: every field's value adapts as is (str, int,
@@ -758,17 +759,6 @@ def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason:
             user_id=actor.pk,
             reason=reason,
         )
-
-
-def _message_ids_reserve(writer: RowWriter, count: int) -> list[int]:
-    """`count` new message ids in one unbroken run, even while other workers insert
-    messages: their nextval calls interleave with ours, and the history copy (one
-    BETWEEN per run of ids, a statement per 200 runs) then grew with the batch.
-    In a transaction of its own, the lock is held only while the ids are taken."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [Message._meta.db_table])
-        return writer.reserve_ids(Message, count)
 
 
 def messages_outcome_write(*, messages: list[Message], fields: tuple[str, ...]) -> None:
