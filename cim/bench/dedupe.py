@@ -123,6 +123,10 @@ class Pools:
             }
         self.countries = list(LOCALES)
         self.weights = [30, 20, 12, 10, 8, 8, 6, 6]
+        # The mailboxes handed out so far (as the matcher normalises them): a
+        # provider gives a mailbox to one owner, so a second John Smith gets
+        # john.smith7@..., and two Smith families two family mailboxes.
+        self.mailboxes: set[str] = set()
 
 
 def _unique(make, count: int) -> list[str]:
@@ -185,7 +189,7 @@ def _person(rng: random.Random, pools: Pools, *, country: str | None = None) -> 
         "email": "", "phone": "", "national_id": "",
     }
     if rng.random() < 0.8:
-        record["email"] = _email(rng, first, last, domains)
+        record["email"] = _email(rng, pools, first, last, domains)
     if rng.random() < 0.85:
         record["phone"] = _phone(rng, prefix)
     if rng.random() < 0.3:
@@ -194,12 +198,23 @@ def _person(rng: random.Random, pools: Pools, *, country: str | None = None) -> 
     return record
 
 
-def _email(rng: random.Random, first: str, last: str, domains) -> str:
+def _email(rng: random.Random, pools: Pools, first: str, last: str, domains) -> str:
     style = rng.randrange(4)
     f, last_ascii = _ascii(first), _ascii(last)
     local = (f"{f}.{last_ascii}", f"{f[0]}{last_ascii}", f"{f}{last_ascii}{rng.randint(1, 99)}",
              f"{last_ascii}.{f}{rng.randint(1, 999)}")[style]
-    return f"{local}@{rng.choice(domains)}"
+    return _mailbox(rng, pools, local, rng.choice(domains))
+
+
+def _mailbox(rng: random.Random, pools: Pools, local: str, domain: str) -> str:
+    """local@domain, or with a number added when that mailbox is someone else's."""
+    from duplicates.matching.normalize import email_normal
+
+    address = f"{local}@{domain}"
+    while (taken := email_normal(address)) in pools.mailboxes:
+        address = f"{local}{rng.randint(1, 9999)}@{domain}"
+    pools.mailboxes.add(taken)
+    return address
 
 
 def _typo(rng: random.Random, word: str) -> str:
@@ -253,7 +268,7 @@ def _corrupt(rng: random.Random, pools: Pools, original: dict) -> dict:
             else:
                 r["email"] = local.capitalize() + "@" + domain.upper()
         elif corruption == "new_email":
-            r["email"] = _email(rng, r["first_name"], r["last_name"], domains)
+            r["email"] = _email(rng, pools, r["first_name"], r["last_name"], domains)
         elif corruption == "phone_format" and r["phone"]:
             r["phone_input"] = _national_format(r["phone"], r["country"])
         elif corruption == "abbreviate" and r["street"]:
@@ -263,7 +278,7 @@ def _corrupt(rng: random.Random, pools: Pools, original: dict) -> dict:
         elif corruption == "surname_change":
             r["last_name"] = _skewed(rng, pools.by_country[r["country"]]["last"])
             if r["email"] and rng.random() < 0.5:
-                r["email"] = _email(rng, r["first_name"], r["last_name"], domains)
+                r["email"] = _email(rng, pools, r["first_name"], r["last_name"], domains)
         elif corruption == "dob_typo" and r["date_of_birth"]:
             d = r["date_of_birth"]
             r["date_of_birth"] = d.replace(day=min(28, max(1, d.day + rng.choice((-1, 1, 10)))))
@@ -294,7 +309,8 @@ def _household(rng: random.Random, pools: Pools, head: dict) -> list[dict]:
     _, prefix, domains = LOCALES[head["country"]]
     landline = _phone(rng, prefix, landline=True) if rng.random() < 0.5 else ""
     family_email = (
-        f"{_ascii(head['last_name'])}.family@{rng.choice(domains)}" if rng.random() < 0.3 else ""
+        _mailbox(rng, pools, f"{_ascii(head['last_name'])}.family", rng.choice(domains))
+        if rng.random() < 0.3 else ""
     )
     if landline:
         head["phone"] = landline if rng.random() < 0.5 else head["phone"]
