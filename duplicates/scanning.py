@@ -52,10 +52,14 @@ from customers.models import Customer
 from .matching.blocking import (
     BUCKETS,
     MAX_BLOCK,
+    NAME,
     block_pairs,
     key_bucket,
+    lookup_blocks,
+    name_group,
     neighbours_of,
     pair_owner,
+    undated_pairs,
 )
 from .matching.engine import (
     DEFAULT_MODEL,
@@ -68,6 +72,7 @@ from .matching.engine import (
     records_in_range,
     records_load,
 )
+from .matching.lookup import key_members
 from .matching.model import MatchModel
 from .models import DuplicateCandidate, DuplicateScan, DuplicateScanChunk, MatchKey, MatchProfile
 
@@ -637,7 +642,9 @@ def _finish(scan: DuplicateScan) -> None:
 
 
 def _blocks(buckets: list[int]) -> dict[str, list[int]]:
-    """key -> customer ids of the keys in these buckets, blocks of one left out.
+    """key -> customer ids of the keys in these buckets, blocks of one left out
+    but for the name keys of a name that has records without a birth date
+    (blocking.undated_pairs pairs them).
 
     Most keys (an e-mail, a phone, a national id) belong to one customer only;
     the window count drops them in the database instead of in Python.
@@ -645,12 +652,19 @@ def _blocks(buckets: list[int]) -> dict[str, list[int]]:
     table = connection.ops.quote_name(MatchKey._meta.db_table)
     placeholders = ", ".join(["%s"] * len(buckets))
     blocks: dict[str, list[int]] = defaultdict(list)
+    # grp is blocking.name_group in SQL: a name key without its birth year.
+    grouped = (
+        f"SELECT key, customer_id, CASE WHEN key LIKE '{NAME}%%' THEN CASE WHEN key "  # noqa: S608
+        f"LIKE '%%:' THEN key ELSE substr(key, 1, length(key) - 4) END END AS grp "
+        f"FROM {table} WHERE bucket IN ({placeholders})"
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         _work_mem(cursor)
         cursor.execute(
             f"SELECT key, customer_id FROM (SELECT key, customer_id, "  # noqa: S608
-            f"COUNT(*) OVER (PARTITION BY key) AS size FROM {table} "
-            f"WHERE bucket IN ({placeholders})) AS keyed WHERE size > 1",
+            f"COUNT(*) OVER (PARTITION BY grp, key) AS size, "
+            f"SUM(CASE WHEN key = grp THEN 1 ELSE 0 END) OVER (PARTITION BY grp) AS undated "
+            f"FROM ({grouped}) AS grouped) AS keyed WHERE size > 1 OR undated > 0",
             list(buckets),
         )
         while rows := cursor.fetchmany(20_000):
@@ -664,8 +678,12 @@ def _scored_blocks(blocks: dict[str, list[int]], large: set[str], visit) -> int:
     profiles = profiles_load({i for ids in blocks.values() for i in ids})
     keysets: dict[int, set[str]] = {}
     compared = 0
+    names: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for key, ids in blocks.items():
         members = [profiles[i] for i in ids if i in profiles]
+        group = name_group(key)
+        if group is not None:
+            names[group][0 if key == group else 1].extend(members)
         for a, b in block_pairs(members):
             ka = keysets.get(a.id)
             if ka is None:
@@ -675,6 +693,11 @@ def _scored_blocks(blocks: dict[str, list[int]], large: set[str], visit) -> int:
                 continue
             compared += 1
             visit(a, b)
+    for a, b in undated_pairs({name: pair for name, pair in names.items() if pair[0]}):
+        if not set(a.keys).isdisjoint(b.keys):
+            continue  # a block they share scores them
+        compared += 1
+        visit(a, b)
     return compared
 
 
@@ -752,21 +775,18 @@ def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[
     collect = _Collector(scan, model)
     ids = chunk.params["ids"]
     mine = profiles_load(ids)
-    wanted = {key for record in mine.values() for key in record.keys}
-    blocks: dict[str, list[int]] = defaultdict(list)
-    keys = sorted(wanted)
-    for start in range(0, len(keys), 2000):
-        for key, customer_id in MatchKey.objects.filter(
-            key__in=keys[start : start + 2000]
-        ).values_list("key", "customer_id"):
-            blocks[key].append(customer_id)
-    profiles = profiles_load({i for block in blocks.values() for i in block})
+    blocks_of = {record.id: lookup_blocks(record.keys) for record in mine.values()}
+    members_of = key_members(
+        {key for blocks in blocks_of.values() for _, keys in blocks for key in keys}
+    )
+    profiles = profiles_load({i for block in members_of.values() for i in block})
     changed = _changed_among(scan, set(profiles))
     seen: set[tuple[int, int]] = set()
     compared = 0
     for record in mine.values():
-        for key in record.keys:
-            members = [profiles[i] for i in blocks.get(key, ()) if i in profiles]
+        for _, keys in blocks_of[record.id]:
+            members = [profiles[i] for key in keys for i in members_of.get(key, ())
+                       if i in profiles]
             for other in neighbours_of(record, members):
                 # A pair of two changed customers is compared by the lower id's
                 # side only, whichever chunks they are in.

@@ -512,13 +512,13 @@ def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
 
 
 def _blocking_recall(entity_of: dict[int, int]) -> float:
-    from duplicates.matching.blocking import record_keys
+    from duplicates.matching.blocking import blocked_together, record_keys
     from duplicates.matching.engine import profiles_load
 
     truth = _true_pairs(entity_of)
     ids = {i for pair in truth for i in pair}
-    keys = {i: set(record_keys(r)) for i, r in profiles_load(ids).items()}
-    kept = sum(1 for a, b in truth if keys.get(a, set()) & keys.get(b, set()))
+    keys = {i: record_keys(r) for i, r in profiles_load(ids).items()}
+    kept = sum(1 for a, b in truth if blocked_together(keys.get(a, ()), keys.get(b, ())))
     return round(kept / len(truth), 4) if truth else 1.0
 
 
@@ -692,6 +692,7 @@ def misses_explained(
     commonest ten)."""
     from collections import Counter
 
+    from duplicates.matching.blocking import blocked_together
     from duplicates.matching.compare import compare
     from duplicates.matching.engine import profiles_load
     from duplicates.matching.model import MatchModel
@@ -708,7 +709,7 @@ def misses_explained(
         if ra is None or rb is None:
             continue
         kind = "+".join(sorted({*corrupted.get(a, ()), *corrupted.get(b, ())})) or "none"
-        if set(ra.keys) & set(rb.keys):
+        if blocked_together(ra.keys, rb.keys):
             pattern = (
                 compare(ra, rb, model.common) if ra.id < rb.id else compare(rb, ra, model.common)
             ) if model is not None else None

@@ -25,6 +25,16 @@ and each record is compared with its WINDOW next neighbours only (the sorted
 neighbourhood method). Records that are alike sort next to each other, so the
 true pairs in such a block are kept while the pair count stays linear.
 
+Records without a birth date. Their ``n:`` key has no year ("n:jn:smt:"), so
+it meets only others without one, while a duplicate that lost its birth date
+(and moved, and changed its e-mail) shares no key with its original. So a
+record without a birth date is also compared with everyone of its name,
+whatever their birth year: the ``n:`` keys of all years of a name fall into one
+bucket, and a scan's chunk pairs the undated records of a name with the dated
+ones (scanning._scored_blocks); lookups and incremental scans read the name's
+keys of every year (lookup_blocks). That costs pairs only for records without
+a birth date, and a large name's block is windowed as any other.
+
 A pair that shares several keys is scored once: by the block of the smallest
 (lexicographic) shared key that is not a large block, or, when every shared
 key is large, by the smallest one.
@@ -41,6 +51,9 @@ MAX_BLOCK = 50
 WINDOW = 10
 BUCKETS = 256
 KEY_MAX = 120
+NAME = "n:"
+# The birth years a lookup reads for a record without a birth date.
+NAME_YEARS = range(1880, 2100)
 
 
 def record_keys(record: MatchRecord) -> list[str]:
@@ -90,9 +103,65 @@ def street_initials(street: str) -> str:
     return "".join(word[0] for word in street.split() if len(word) >= 3)
 
 
+def name_group(key: str) -> str | None:
+    """The name of an ``n:`` key without its birth year ("n:jn:smt:1975" ->
+    "n:jn:smt:", the key of the name's records without a birth date); None for
+    other keys. (scanning._blocks says the same in SQL: keep the two alike.)"""
+    if not key.startswith(NAME):
+        return None
+    return key if key.endswith(":") else key[:-4]
+
+
 def key_bucket(key: str) -> int:
-    """The chunk bucket of a key: stable across processes (unlike hash())."""
-    return zlib.crc32(key.encode()) % BUCKETS
+    """The chunk bucket of a key: stable across processes (unlike hash()). The
+    keys of one name share a bucket whatever the birth year, so that a scan's
+    chunk holds a name's undated records with its dated ones."""
+    return zlib.crc32((name_group(key) or key).encode()) % BUCKETS
+
+
+def lookup_blocks(keys: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """The blocks a record with these keys is compared with when it is looked up
+    (a create-time check, an incremental scan): (block, the stored keys whose
+    customers form it). Its own keys, and for its name either the records
+    without a birth date (it has one) or those of every birth year (it has none)."""
+    blocks = [(key, (key,)) for key in keys]
+    for key in keys:
+        group = name_group(key)
+        if group is None:
+            continue
+        if key == group:
+            blocks.append((f"{group}*", tuple(f"{group}{year}" for year in NAME_YEARS)))
+        else:
+            blocks.append((group, (group,)))
+    return blocks
+
+
+def blocked_together(a_keys: Iterable[str], b_keys: Iterable[str]) -> bool:
+    """Whether a scan compares two records with these keys (windows aside): they
+    share a key, or one has no birth date and they share a name."""
+    a_keys, b_keys = set(a_keys), set(b_keys)
+    if a_keys & b_keys:
+        return True
+    a_groups = {name_group(k): k for k in a_keys if k.startswith(NAME)}
+    for key in b_keys:
+        group = name_group(key)
+        if group is not None and group in a_groups and group in (key, a_groups[group]):
+            return True
+    return False
+
+
+def undated_pairs(
+    groups: dict[str, tuple[list[MatchRecord], list[MatchRecord]]],
+) -> Iterator[tuple[MatchRecord, MatchRecord]]:
+    """For each name, (records without a birth date, records with one): each
+    undated record with the dated ones of its name (their sorted neighbourhood
+    when there are many), as (lower id, higher id)."""
+    for undated, dated in groups.values():
+        if not dated:
+            continue
+        for record in undated:
+            for other in neighbours_of(record, dated):
+                yield (record, other) if record.id < other.id else (other, record)
 
 
 def _sort_key(record: MatchRecord) -> tuple[str, str, str, int]:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from customers.models import Customer
 from customers.selectors import customers_visible_to
 
-from .blocking import neighbours_of
+from .blocking import lookup_blocks, neighbours_of
 from .engine import current_model, explanation, pair_score, profiles_load
 from .normalize import MatchRecord, record_from_data
 
@@ -26,21 +26,35 @@ class LikelyMatch:
     explanation: list[dict]
 
 
+def key_members(keys: set[str], *, limit: int | None = None) -> dict[str, list[int]]:
+    """key -> the customers with that stored key (at most `limit` rows in all)."""
+    from duplicates.models import MatchKey
+
+    members: dict[str, list[int]] = defaultdict(list)
+    ordered, read = sorted(keys), 0
+    for start in range(0, len(ordered), 2000):
+        rows = MatchKey.objects.filter(key__in=ordered[start : start + 2000]).values_list(
+            "key", "customer_id"
+        )
+        if limit is not None:
+            rows = rows[: limit - read]
+        for key, customer_id in rows:
+            members[key].append(customer_id)
+            read += 1
+        if limit is not None and read >= limit:
+            break
+    return members
+
+
 def _lookup(
     *, user: AbstractBaseUser, records: list[MatchRecord], excluded: list[int | None], limit: int
 ) -> dict[int, list[LikelyMatch]]:
-    from duplicates.models import MatchKey
-
     model = current_model()
-    keys_of = [record.keys for record in records]
-    wanted = {key for keys in keys_of for key in keys}
+    blocks_of = [lookup_blocks(record.keys) for record in records]
+    wanted = {key for blocks in blocks_of for _, keys in blocks for key in keys}
     if not wanted:
         return {}
-    members: dict[str, list[int]] = defaultdict(list)
-    for key, customer_id in MatchKey.objects.filter(key__in=wanted).values_list(
-        "key", "customer_id"
-    )[:LOOKUP_MAX_ROWS]:
-        members[key].append(customer_id)
+    members = key_members(wanted, limit=LOOKUP_MAX_ROWS)
     ids = {customer_id for block in members.values() for customer_id in block}
     if not ids:
         return {}
@@ -52,11 +66,11 @@ def _lookup(
     )
     profiles = profiles_load(visible)
     found: dict[int, list[tuple[float, float, int, tuple]]] = {}
-    for index, (record, keys) in enumerate(zip(records, keys_of, strict=True)):
+    for index, (record, blocks) in enumerate(zip(records, blocks_of, strict=True)):
         seen: set[int] = {excluded[index]} if excluded[index] else set()
         scored = []
-        for key in keys:
-            block = [profiles[i] for i in members.get(key, ()) if i in profiles]
+        for _, keys in blocks:
+            block = [profiles[i] for key in keys for i in members.get(key, ()) if i in profiles]
             for other in neighbours_of(record, block):
                 if other.id in seen:
                     continue

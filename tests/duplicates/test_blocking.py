@@ -5,7 +5,14 @@ from unittest import mock
 
 import pytest
 
-from duplicates.matching.blocking import MAX_BLOCK, WINDOW, block_pairs, record_keys
+from duplicates.matching.blocking import (
+    MAX_BLOCK,
+    WINDOW,
+    block_pairs,
+    blocked_together,
+    key_bucket,
+    record_keys,
+)
 from duplicates.matching.normalize import record_from_data
 from duplicates.models import DuplicateScan, MatchKey
 from duplicates.scanning import duplicate_scan_run
@@ -35,6 +42,24 @@ def test_strangers_share_no_key():
                                   "date_of_birth": "1950-02-03", "email": "ob@example.org"})
 
 
+def test_a_record_without_birth_date_meets_its_name_of_any_year():
+    # Lost the birth date, moved, no e-mail: no key in common with the original.
+    undated = {"first_name": "Anna", "last_name": "Kowalski", "postcode": "31-001"}
+    assert not keys(ANNA) & keys(undated)
+    assert blocked_together(keys(ANNA), keys(undated))
+    assert blocked_together(keys(undated), keys({**ANNA, "date_of_birth": "1950-01-01"}))
+    # Its name's keys of every year share one bucket, so one scan chunk holds them.
+    name_keys = [k for k in keys(ANNA) | keys(undated) if k.startswith("n:")]
+    assert len(name_keys) == 2 and len({key_bucket(k) for k in name_keys}) == 1
+    # Dated records of one name born in other years still do not meet by it,
+    # nor does an undated record meet another name.
+    assert not blocked_together(
+        keys({**ANNA, "email": "", "postcode": ""}),
+        keys({**ANNA, "date_of_birth": "1950-01-01", "email": "", "postcode": ""}),
+    )
+    assert not blocked_together(keys(ANNA), keys({**undated, "first_name": "Oskar"}))
+
+
 def test_a_large_block_is_compared_by_window_not_all_pairs():
     members = [record_from_data(ANNA, customer_id=i) for i in range(1, 301)]
     pairs = list(block_pairs(members))
@@ -55,6 +80,9 @@ def test_a_scan_compares_only_customers_that_share_a_key():
             ("Oskar", "Brandt", datetime.date(1950, 2, 3)),
             ("Oscar", "Brandt", datetime.date(1950, 2, 3)),
             ("Li", "Wei", datetime.date(2001, 9, 9)),
+            ("Oskar", "Brandt", None),  # meets both Oskars by name alone
+            ("Anna", "Kowalski", datetime.date(1961, 1, 2)),  # no undated Anna to meet
+            ("Dora", "Quist", None),  # no one of that name
         ]
     ]
     compared = []
@@ -75,9 +103,13 @@ def test_a_scan_compares_only_customers_that_share_a_key():
         keys_of.setdefault(customer_id, set()).add(key)
     assert compared
     for a, b in compared:
-        assert keys_of[a] & keys_of[b], f"#{a} and #{b} share no key but were compared"
-    lonely = people[-1].pk
-    assert all(lonely not in pair for pair in compared)
+        assert blocked_together(keys_of[a], keys_of[b]), f"#{a} and #{b} were compared"
+    for lonely in (people[5].pk, people[7].pk, people[8].pk):
+        assert all(lonely not in pair for pair in compared)
+    undated_oskar, oskars = people[6].pk, {people[3].pk, people[4].pk}
+    assert {b if a == undated_oskar else a for a, b in compared if undated_oskar in (a, b)} == (
+        oskars
+    )
     # Each pair is scored once, whatever the number of keys it shares (the
     # learning pass sees the same pairs once more).
     assert summary["pairs_compared"] == len(set(compared)) == len(compared) // 2

@@ -301,3 +301,40 @@ def test_repeated_values_normalise_as_before():
     assert phone_normal("+447700900123") == "+447700900123"
     assert phone_normal(" 020 7946 0958 ") == "+02079460958"
     assert phone_normal("+44 (0) 20") == "+44020"
+
+
+def test_a_record_without_birth_date_is_compared_with_its_name_of_any_year(family, staff):
+    william, bill, _margaret, _oliver = family
+    scan()
+    later = timezone.now() + timedelta(seconds=1)
+    # Entered again without a birth date or e-mail, at another address: it
+    # shares no blocking key with William, only his name.
+    undated = factories.PersonFactory(first_name="William", last_name="Thompson",
+                                      date_of_birth=None)
+    factories.AddressFactory(customer=undated, street="3 Mill Road", postcode="LS1 4AP")
+    Customer.objects.filter(pk=undated.pk).update(created_at=later, updated_at=later)
+    compared = []
+    real = scanning._Collector.__call__
+
+    def spy(self, a, b):
+        compared.append({a.id, b.id})
+        return real(self, a, b)
+
+    with mock.patch.object(scanning._Collector, "__call__", spy):
+        scan(kind="incremental")
+    assert {william.pk, undated.pk} in compared
+
+    # The create-time check reads the name's keys of every year too.
+    from duplicates.matching import lookup
+
+    looked_at = []
+    real_score = lookup.pair_score
+
+    def score_spy(model, record, other):
+        looked_at.append(other.id)
+        return real_score(model, record, other)
+
+    with mock.patch.object(lookup, "pair_score", side_effect=score_spy):
+        lookup.likely_matches(user=staff, data={"first_name": "William",
+                                                "last_name": "Thompson"})
+    assert william.pk in looked_at and undated.pk in looked_at
