@@ -106,8 +106,12 @@ class DuplicateCandidate(models.Model):
     # duplicate" is proposed again only when one side changed after that.
     a_updated_at = models.DateTimeField(null=True, blank=True)
     b_updated_at = models.DateTimeField(null=True, blank=True)
+    # Why the pair is held apart from its cluster, or "": it would join two
+    # customers who must stay apart (duplicates.clusters). Recomputed by every
+    # scan, so kept out of history like updated_at.
+    conflict = models.CharField(max_length=255, blank=True, default="")
 
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    history = HistoricalRecords(excluded_fields=["updated_at", "conflict"])
 
     class Meta:
         ordering = ["-score", "id"]

@@ -49,6 +49,7 @@ from cim.bulk import RowWriter
 from cim.forking import fork_pool
 from customers.models import Customer
 
+from .clusters import candidates_reconcile
 from .matching.blocking import (
     BUCKETS,
     MAX_BLOCK,
@@ -625,6 +626,15 @@ def _pairs_plan(scan: DuplicateScan) -> list[int]:
 
 def _finish(scan: DuplicateScan) -> None:
     _keys_indexes_ensure(analyze=False)  # normally built already: a safety net
+    model = MatchModel.from_json(scan.model or {})
+    if model is not None:
+        touching = None
+        if scan.kind == DuplicateScan.Kind.INCREMENTAL:
+            touching = {
+                i for params in scan.chunks.filter(phase="keys").values_list("params", flat=True)
+                for i in params.get("ids", ())
+            }
+        candidates_reconcile(model=model, touching=touching)
     totals = scan.chunks.filter(phase="pairs").aggregate(
         pairs=Sum("pairs_compared"), found=Sum("candidates_found")
     )
@@ -909,13 +919,14 @@ def _candidates_insert(
         lines = [
             f"{c.pk}\t{c.customer_a_id}\t{c.customer_b_id}\t{c.score!r}\t{c.match_weight!r}\t"
             f"{_copy_text(_ENCODE_JSON(c.explanation))}\t{c.status}\t{c.scan_id}\t"
-            f"{stamp}\t{stamp}\t\n"
+            f"{stamp}\t{stamp}\t\t\n"
             for c in new
         ]
         table = connection.ops.quote_name(DuplicateCandidate._meta.db_table)
         with connection.cursor() as cursor, cursor.copy(
             f"COPY {table} (id, customer_a_id, customer_b_id, score, match_weight, "
-            "explanation, status, scan_id, found_at, updated_at, review_note) FROM STDIN"
+            "explanation, status, scan_id, found_at, updated_at, review_note, conflict) "
+            "FROM STDIN"
         ) as copy:
             for start in range(0, len(lines), COPY_BATCH_LINES):
                 copy.write("".join(lines[start : start + COPY_BATCH_LINES]))

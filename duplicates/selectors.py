@@ -91,14 +91,15 @@ def duplicate_candidate_cluster(
     """The customers linked to the pair through open candidates, the pair first.
 
     Breadth-first, one query per ring and at most `cap` customers, so the cost
-    is bounded whatever the size of the component.
+    is bounded whatever the size of the component. Never through a pair held
+    apart from its cluster (duplicates.clusters); such a pair is shown alone.
     """
     visible = customers_visible_to(user)
     members = [candidate.customer_a_id, candidate.customer_b_id]
-    ring = set(members)
+    ring = set() if candidate.conflict else set(members)
     while ring and len(members) < cap:
         links = (
-            DuplicateCandidate.objects.filter(status=DuplicateCandidate.Status.OPEN)
+            DuplicateCandidate.objects.filter(status=DuplicateCandidate.Status.OPEN, conflict="")
             .filter(Q(customer_a__in=ring) | Q(customer_b__in=ring))
             .filter(customer_a__in=visible.values("pk"), customer_b__in=visible.values("pk"))
             .order_by("-score", "id")

@@ -18,7 +18,9 @@ The customers are loaded with COPY (cim.bulk.RowWriter), a full scan runs in
 this process (duplicate_scan_run: the same chunks the workers run), and the
 candidates at the default threshold are compared with the truth: pairwise
 precision, recall and F1, the precision after joining candidates into
-clusters (connected components), and the share of true pairs that share a
+clusters (connected components, not through the pairs a scan held apart:
+duplicates.clusters; held_apart counts those, held_apart_true the true pairs
+among them), and the share of true pairs that share a
 blocking key. Then 1,000 new customers (half of them duplicates of existing
 ones) are added and an incremental scan runs, and the create-time check
 (likely_matches) is timed on --checks records. peak_mb is this process's peak
@@ -464,17 +466,19 @@ def _true_pairs(entity_of: dict[int, int]) -> set[tuple[int, int]]:
 def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
     from duplicates.models import DuplicateCandidate
 
-    found = set(
-        DuplicateCandidate.objects.filter(score__gte=threshold).values_list(
-            "customer_a_id", "customer_b_id"
-        )
+    rows = DuplicateCandidate.objects.filter(score__gte=threshold).values_list(
+        "customer_a_id", "customer_b_id", "conflict"
     )
+    found = {(a, b) for a, b, _ in rows}
+    held = {(a, b) for a, b, conflict in rows if conflict}
     truth = _true_pairs(entity_of)
     hits = len(found & truth)
     precision = hits / len(found) if found else 1.0
     recall = hits / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    # Clusters: connected components of the candidate pairs.
+    # Clusters: connected components of the candidate pairs, as the review
+    # page chains them: not through a pair held apart (duplicates.clusters),
+    # which is reviewed as a pair of its own.
     parent: dict[int, int] = {}
 
     def root(x: int) -> int:
@@ -483,13 +487,13 @@ def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
             x = parent[x]
         return x
 
-    for a, b in found:
+    for a, b in found - held:
         parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
     for x in list(parent):
         members.setdefault(root(x), []).append(x)
     cluster_pairs = cluster_true = 0
-    for ids in members.values():
+    for ids in [*members.values(), *(list(pair) for pair in held)]:
         cluster_pairs += len(ids) * (len(ids) - 1) // 2
         counts: dict[int, int] = {}
         for x in ids:
@@ -504,6 +508,8 @@ def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
         "recall": round(recall, 4),
         "f1": round(f1, 4),
         "cluster_precision": round(cluster_true / cluster_pairs, 4) if cluster_pairs else 1.0,
+        "held_apart": len(held),
+        "held_apart_true": len(held & truth),
         "false_positives": len(false),
         "missed": len(misses),
         "_misses": misses,
@@ -631,6 +637,8 @@ def _run(
         "recall": quality["recall"],
         "f1": quality["f1"],
         "cluster_precision": quality["cluster_precision"],
+        "held_apart": quality["held_apart"],
+        "held_apart_true": quality["held_apart_true"],
         "blocking_recall": blocking,
         "misses": misses,
         "pairs_compared": summary["pairs_compared"],
