@@ -45,6 +45,20 @@ def scan(kind="full") -> dict:
     return duplicate_scan_run(DuplicateScan.objects.create(kind=kind))
 
 
+def incremental_scan_comparisons() -> tuple[list[set[int]], dict]:
+    """An incremental scan, and the pairs (as id sets) it scored."""
+    compared = []
+    real = scanning._Collector.__call__
+
+    def spy(self, a, b):
+        compared.append({a.id, b.id})
+        return real(self, a, b)
+
+    with mock.patch.object(scanning._Collector, "__call__", spy):
+        summary = scan(kind="incremental")
+    return compared, summary
+
+
 def pairs() -> dict[tuple[int, int], DuplicateCandidate]:
     return {(c.customer_a_id, c.customer_b_id): c for c in DuplicateCandidate.objects.all()}
 
@@ -137,15 +151,7 @@ def test_incremental_scan_compares_only_changed_customers(family):
     Customer.objects.filter(pk=oliver.pk).update(updated_at=later, first_name="Olivier")
     newcomer = person(first="Wiliam", email="william.thompson@gmail.com")
     Customer.objects.filter(pk=newcomer.pk).update(created_at=later, updated_at=later)
-    compared = []
-    real = scanning._Collector.__call__
-
-    def spy(self, a, b):
-        compared.append({a.id, b.id})
-        return real(self, a, b)
-
-    with mock.patch.object(scanning._Collector, "__call__", spy):
-        summary = scan(kind="incremental")
+    compared, summary = incremental_scan_comparisons()
 
     assert summary["records"] == 2
     assert compared and all({oliver.pk, newcomer.pk} & ids for ids in compared)
@@ -313,15 +319,7 @@ def test_a_record_without_birth_date_is_compared_with_its_name_of_any_year(famil
                                       date_of_birth=None)
     factories.AddressFactory(customer=undated, street="3 Mill Road", postcode="LS1 4AP")
     Customer.objects.filter(pk=undated.pk).update(created_at=later, updated_at=later)
-    compared = []
-    real = scanning._Collector.__call__
-
-    def spy(self, a, b):
-        compared.append({a.id, b.id})
-        return real(self, a, b)
-
-    with mock.patch.object(scanning._Collector, "__call__", spy):
-        scan(kind="incremental")
+    compared, _ = incremental_scan_comparisons()
     assert {william.pk, undated.pk} in compared
 
     # The create-time check reads the name's keys of every year too.
