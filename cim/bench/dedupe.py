@@ -528,12 +528,14 @@ def _blocking_recall(entity_of: dict[int, int]) -> float:
     return round(kept / len(truth), 4) if truth else 1.0
 
 
-def _peak_mb() -> float:
+def _peak_mb(*, workers_only: bool = False) -> float:
     """The largest peak resident memory of this process and of the worker
-    processes it forked (each is one worker: the figure to keep under 2 GB)."""
-    peak = max(resource.getrusage(who).ru_maxrss
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return round(peak / 1024, 1)
+    processes it forked (each is one worker: the figure to keep under 2 GB);
+    of the workers alone with workers_only (this process's peak includes the
+    generator's)."""
+    who = (resource.RUSAGE_CHILDREN,) if workers_only else (
+        resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    return round(max(resource.getrusage(w).ru_maxrss for w in who) / 1024, 1)
 
 
 def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
@@ -599,6 +601,7 @@ def _run(
     phases = scan_phases(scan.pk)
     log(f"phases {phases}")
     scan_peak = _peak_mb()
+    workers_peak = _peak_mb(workers_only=True)
     quality = _quality(entity_of, DEFAULT_THRESHOLD)
     blocking = _blocking_recall(entity_of)
     log(f"quality {({k: v for k, v in quality.items() if not k.startswith('_')})}")
@@ -648,6 +651,7 @@ def _run(
         "scan_phases_s": phases,
         "workers": workers if not profile else 1,
         "scan_peak_mb": scan_peak,
+        "scan_workers_peak_mb": workers_peak,
         "incremental_records": INCREMENTAL_RECORDS,
         "incremental_s": round(incremental_s, 2),
         "incremental_pairs_compared": incremental_summary["pairs_compared"],
