@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -53,6 +54,7 @@ from .rows import (
     parse_row,
 )
 
+User = get_user_model()
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 # Processes that validate chunks while the job's own process writes earlier ones
 # (settings.CIM_IMPORT_WORKERS; 1 is inline).
@@ -612,25 +614,29 @@ class Importer:
                 points["phone"].append((pk, row.phone, True))
             if row.address:
                 points["address"].append((pk, row.address, True))
-        writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
-        writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
-        self._history(Customer, ids, "+", now)
-        source_ids = reserved[SourceIdentifier]
-        writer.insert(
-            SourceIdentifier,
-            (
-                "id",
-                "customer_id",
-                "source",
-                "external_id",
-                "import_fingerprint",
-                "imported_at",
-                "created_at",
-            ),
-            [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
-        )
-        self._history(SourceIdentifier, source_ids, "+", now)
-        self._add_points(points, now, reserved)
+        # Every row below points to a customer inserted first, here, in this
+        # transaction, or (history) to the importing user, locked once: no
+        # per-row foreign-key checks needed.
+        with writer.references_checked_here(existing=[(User, self.user_id)]):
+            writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
+            writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
+            self._history(Customer, ids, "+", now)
+            source_ids = reserved[SourceIdentifier]
+            writer.insert(
+                SourceIdentifier,
+                (
+                    "id",
+                    "customer_id",
+                    "source",
+                    "external_id",
+                    "import_fingerprint",
+                    "imported_at",
+                    "created_at",
+                ),
+                [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
+            )
+            self._history(SourceIdentifier, source_ids, "+", now)
+            self._add_points(points, now, reserved)
 
     def _history(self, model, ids, history_type: str, now) -> None:
         self.writer.insert_history(
