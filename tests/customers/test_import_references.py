@@ -75,3 +75,26 @@ def test_a_connection_not_allowed_to_skip_checks_imports_the_same(tmp_path, monk
     assert asked == [False]  # asked once, then remembered
     assert ImportJob.objects.get(pk=summary["job"]).status == ImportJob.Status.COMPLETED
     assert EmailAddress.objects.count() == 3
+
+
+def test_bulk_written_instants_read_back_exactly(db):
+    """RowWriter formats each distinct datetime once itself: the stored instant
+    is the one given, to the microsecond, whatever its time zone."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from customers.models import PhoneNumber
+
+    customer = Customer.objects.create(kind="person", first_name="Ann", display_name="Ann")
+    utc = dt.datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=dt.UTC)
+    berlin = dt.datetime(2026, 3, 29, 3, 0, 0, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    RowWriter().insert(
+        PhoneNumber,
+        ("customer_id", "number", "created_at", "verified_at"),
+        [
+            (customer.pk, "+442079460958", utc, None),
+            (customer.pk, "+442079460959", utc, berlin),
+        ],
+    )
+    stored = list(PhoneNumber.objects.order_by("number").values_list("created_at", "verified_at"))
+    assert stored == [(utc, None), (utc, berlin)]
