@@ -58,13 +58,18 @@ class Customer(models.Model):
         default=False,
         help_text="Visible only to users and teams granted access to this customer.",
     )
+    # Indexed only where set (customer_merged_into_idx): nearly every customer has none.
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from"
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from",
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["updated_at"], cascade_delete_history=False)
+    # History is read by customer id only: no index on merged_into in it.
+    history = HistoricalRecords(
+        excluded_fields=["updated_at"], cascade_delete_history=False, no_db_index=["merged_into"]
+    )
 
     class Meta:
         ordering = ["display_name", "id"]
@@ -76,10 +81,21 @@ class Customer(models.Model):
         ]
         indexes = [
             models.Index(fields=["display_name", "id"], name="customer_name_idx"),
-            models.Index(fields=["national_id"], name="customer_national_id_idx"),
+            # Search looks national ids up by value, never the blank one most
+            # customers have: the blank ones are left out of the index.
+            models.Index(
+                fields=["national_id"],
+                condition=~Q(national_id=""),
+                name="customer_national_id_idx",
+            ),
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
             models.Index(
                 fields=["id"], condition=Q(restricted=True), name="customer_restricted_idx"
+            ),
+            models.Index(
+                fields=["merged_into"],
+                condition=Q(merged_into__isnull=False),
+                name="customer_merged_into_idx",
             ),
         ]
 
@@ -150,7 +166,10 @@ class EmailAddress(ContactPoint):
         WORK = "work", "Work"
         OTHER = "other", "Other"
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
+    # The unique (customer, email) index serves lookups by customer.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="emails", db_index=False
+    )
     email = models.CharField(max_length=254)
     label = models.CharField(max_length=10, choices=Label.choices, default=Label.PERSONAL)
 
@@ -181,17 +200,23 @@ class PhoneNumber(ContactPoint):
         WORK = "work", "Work"
         OTHER = "other", "Other"
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="phones")
-    number = models.CharField(max_length=20, db_index=True, help_text="E.164, e.g. +442079460958")
+    # The unique (customer, number) index serves lookups by customer.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="phones", db_index=False
+    )
+    # Looked up by the exact E.164 value only (phone_number_idx): no LIKE index.
+    number = models.CharField(max_length=20, help_text="E.164, e.g. +442079460958")
     label = models.CharField(max_length=10, choices=Label.choices, default=Label.MOBILE)
 
-    history = HistoricalRecords()
+    # History is read by customer only: no index on the number in it.
+    history = HistoricalRecords(no_db_index=["number"])
 
     class Meta:
         ordering = ["-is_primary", "id"]
         constraints = [
             models.UniqueConstraint(fields=["customer", "number"], name="phone_once_per_customer"),
         ]
+        indexes = [models.Index(fields=["number"], name="phone_number_idx")]
 
     def __str__(self) -> str:
         return self.number
@@ -226,7 +251,6 @@ class PostalAddress(ContactPoint):
     class Meta:
         ordering = ["-is_primary", "id"]
         verbose_name_plural = "postal addresses"
-        indexes = [models.Index(fields=["postcode"], name="address_postcode_idx")]
 
     def __str__(self) -> str:
         parts = (self.street, self.street2, self.city, self.postcode, self.region)
@@ -244,7 +268,9 @@ class SourceIdentifier(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="source_identifiers"
     )
-    source = models.SlugField(max_length=50)
+    # Looked up by source only together with external_id: the unique
+    # (source, external_id) index serves it, so no index of its own.
+    source = models.SlugField(max_length=50, db_index=False)
     external_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # What the source's last import said about this record (a hash of the row)
@@ -252,7 +278,9 @@ class SourceIdentifier(models.Model):
     import_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
     imported_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["import_fingerprint", "imported_at"])
+    history = HistoricalRecords(
+        excluded_fields=["import_fingerprint", "imported_at"], no_db_index=["source"]
+    )
 
     class Meta:
         ordering = ["source", "external_id"]
@@ -515,7 +543,10 @@ class ImportRowIssue(models.Model):
         ERROR = "error", "Rejected"
         WARNING = "warning", "Warning"
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="issues")
+    # import_issue_idx (job, level, row_number) serves lookups by job.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="issues", db_index=False
+    )
     row_number = models.IntegerField()
     level = models.CharField(max_length=7, choices=Level.choices)
     column = models.CharField(max_length=255, blank=True)

@@ -28,6 +28,8 @@ IMPORT_KEYS = {
     "rejected",
     "reimport_created",
     "reimport_updated",
+    "python_cpu_us_per_row",
+    "reimport_python_cpu_us_per_row",
     "targets_missed",
 }
 
@@ -65,6 +67,9 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure():
     assert figures["created"] + figures["rejected"] == 500
     assert figures["rejected"] == figures["invalid_rows"] > 0
     assert isinstance(figures["targets_missed"], list)
+    assert figures["python_cpu_us_per_row"] > 0
+    # Present where the server's /proc is readable (a local PostgreSQL).
+    assert figures.get("pg_cpu_us_per_row", 1) > 0
     # django-import-export's customers and their history are gone again.
     assert Customer.objects.count() == figures["created"] + figures["xlsx_created"]
     assert not Customer.history.filter(history_change_reason__contains="import-export").exists()

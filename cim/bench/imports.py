@@ -14,6 +14,9 @@ dates, bad phone, missing external_id), it measures:
   file, which must create and update nothing;
 - an XLSX of --xlsx-rows rows: the pipeline's reader alone, then the full
   pipeline on it as the fresh source "bench-xlsx";
+- CPU per row of the pipeline runs: this process and its validating workers
+  (python_cpu_us_per_row) and, where PostgreSQL runs on this machine, its
+  backend (pg_cpu_us_per_row); reimport_ for the re-import;
 - the process's peak memory (ru_maxrss, MB): after the CSV imports (peak_csv_mb)
   and at the end (peak_mb), and the largest of the validating worker processes
   (peak_workers_mb).
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
 import random
 import resource
 import tempfile
@@ -38,6 +42,7 @@ import time
 import unicodedata
 from argparse import ArgumentParser
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,7 +214,8 @@ def _run(
 
     # Peak memory of the process up to the pipeline runs, and after them.
     figures["rss_before_pipeline_mb"] = _max_rss_mb()
-    fresh, seconds = _pipeline(csv_path, source=SOURCE)
+    with _cpu_per_row(figures, rows=rows, prefix=""):
+        fresh, seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "seconds": round(seconds, 2),
         "rows_per_s": round(rows / seconds),
@@ -221,7 +227,8 @@ def _run(
         f"pipeline fresh: {figures['rows_per_s']:,} rows/s ({figures['seconds']}s), "
         f"created {fresh['created']:,}, rejected {fresh['errors']:,}"
     )
-    again, seconds = _pipeline(csv_path, source=SOURCE)
+    with _cpu_per_row(figures, rows=rows, prefix="reimport_"):
+        again, seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "reimport_seconds": round(seconds, 2),
         "reimport_rows_per_s": round(rows / seconds),
@@ -248,6 +255,37 @@ def _run(
     )
     figures["targets_missed"] = _targets_missed(figures)
     return figures
+
+
+@contextmanager
+def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator[None]:
+    """CPU microseconds per row spent by this process (with its validating
+    workers) and by its PostgreSQL backend, where the server runs on this
+    machine (its /proc is readable): steadier than rows/s on a shared machine,
+    where the wall time also counts what other processes run."""
+
+    def backend() -> float | None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+    def own() -> float:
+        return sum(
+            usage.ru_utime + usage.ru_stime
+            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        )
+
+    pg_before, py_before = backend(), own()
+    yield
+    pg_after, py_after = backend(), own()
+    figures[f"{prefix}python_cpu_us_per_row"] = round((py_after - py_before) / rows * 1e6, 1)
+    if pg_before is not None and pg_after is not None:
+        figures[f"{prefix}pg_cpu_us_per_row"] = round((pg_after - pg_before) / rows * 1e6, 1)
 
 
 def _since(started: float) -> float:

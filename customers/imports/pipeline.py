@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -53,6 +55,7 @@ from .rows import (
     parse_row,
 )
 
+User = get_user_model()
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 # Processes that validate chunks while the job's own process writes earlier ones
 # (settings.CIM_IMPORT_WORKERS; 1 is inline).
@@ -116,6 +119,17 @@ class ChunkResult:
     touched: set[int] = field(default_factory=set)
 
 
+class StoredId(NamedTuple):
+    """A source identifier as _source_identifiers reads it."""
+
+    id: int
+    external_id: str
+    customer_id: int
+    import_fingerprint: str
+    # Nobody changed the customer since this source's last import wrote it.
+    fresh: bool
+
+
 @dataclass
 class Staged:
     """A chunk read and sorted before validation: rows a re-import skips by their
@@ -123,10 +137,10 @@ class Staged:
     unread), and the rest, sent to be validated."""
 
     rows: list[tuple[int, list[str]]]
-    unchanged: list[tuple[int, list[str], str, dict]] = field(default_factory=list)
+    unchanged: list[tuple[int, list[str], str, StoredId]] = field(default_factory=list)
     duplicates: list[ParsedRow] = field(default_factory=list)
     to_parse: list[tuple[int, list[str], str]] = field(default_factory=list)
-    stored_of: dict[int, dict] = field(default_factory=dict)
+    stored_of: dict[int, StoredId] = field(default_factory=dict)
     parsed: object = None  # a pending result of _validate_rows: .get() gives the rows
     touched: set[int] = field(default_factory=set)
 
@@ -342,21 +356,15 @@ class Importer:
         unread the same row as the last import from this source, of a customer
         nobody changed since; a repeated external id is rejected unread."""
         staged = Staged(rows=chunk)
-        id_index = self.columns["external_id"]
-        external_ids = [cells[id_index].strip() for _, cells in chunk if id_index < len(cells)]
+        keys = [self.row_keys(cells) for _, cells in chunk]
         known = {
-            external_id: {
-                "id": pk,
-                "customer_id": customer_id,
-                "import_fingerprint": stored_fingerprint,
-                "fresh": bool(is_fresh),
-            }
-            for pk, external_id, customer_id, stored_fingerprint, is_fresh in _source_identifiers(
-                self.job.source, external_ids
+            stored.external_id: stored
+            for stored in map(
+                StoredId._make,
+                _source_identifiers(self.job.source, [key[0] for key in keys if key[0]]),
             )
         }
-        for number, cells in chunk:
-            external_id, row_fingerprint = self.row_keys(cells)
+        for (number, cells), (external_id, row_fingerprint) in zip(chunk, keys, strict=True):
             if external_id:
                 first = self.first_row_of.setdefault(external_id, number)
                 if first != number:
@@ -376,11 +384,7 @@ class Importer:
                     )
                     continue
             stored = known.get(external_id)
-            if (
-                stored is not None
-                and stored["fresh"]
-                and stored["import_fingerprint"] == row_fingerprint
-            ):
+            if stored is not None and stored.fresh and stored.import_fingerprint == row_fingerprint:
                 staged.unchanged.append((number, cells, row_fingerprint, stored))
                 continue
             staged.to_parse.append((number, cells, row_fingerprint))
@@ -389,7 +393,9 @@ class Importer:
         staged.parsed = validators.submit(staged.to_parse, full=len(chunk) >= CHUNK_ROWS)
         return staged
 
-    def _sort(self, staged: Staged) -> tuple[list[tuple[ParsedRow, dict | None]], ChunkResult]:
+    def _sort(
+        self, staged: Staged
+    ) -> tuple[list[tuple[ParsedRow, StoredId | None]], ChunkResult]:
         """The chunk's validated rows in file order, counted: (row, stored source
         identifier or None) for the rows to write, the rejected ones as issues."""
         result = ChunkResult()
@@ -397,7 +403,7 @@ class Importer:
         for row in staged.duplicates:
             by_number[row.number] = row
         for number, cells, row_fingerprint, stored in staged.unchanged:
-            if stored["customer_id"] in staged.touched:
+            if stored.customer_id in staged.touched:
                 # Written by an earlier chunk after this one was staged: not unchanged.
                 by_number[number] = parse_row(
                     number,
@@ -410,7 +416,7 @@ class Importer:
                 staged.stored_of[number] = stored
             else:
                 result.unchanged += 1
-        parsed: list[tuple[ParsedRow, dict | None]] = []
+        parsed: list[tuple[ParsedRow, StoredId | None]] = []
         for number, _ in staged.rows:
             row = by_number.get(number)
             if row is None:
@@ -436,8 +442,8 @@ class Importer:
         parsed, result = self._sort(staged)
         now = timezone.now()
         new_rows = [row for row, stored in parsed if stored is None]
-        changed = [(row, stored["customer_id"]) for row, stored in parsed if stored is not None]
-        stored_ids = {row.external_id: stored["id"] for row, stored in parsed if stored}
+        changed = [(row, stored.customer_id) for row, stored in parsed if stored is not None]
+        stored_ids = {row.external_id: stored.id for row, stored in parsed if stored}
         result.created = len(new_rows)
         updated_customers, added_points, diffs = self._compare(changed)
         result.updated = len(diffs)
@@ -612,25 +618,29 @@ class Importer:
                 points["phone"].append((pk, row.phone, True))
             if row.address:
                 points["address"].append((pk, row.address, True))
-        writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
-        writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
-        self._history(Customer, ids, "+", now)
-        source_ids = reserved[SourceIdentifier]
-        writer.insert(
-            SourceIdentifier,
-            (
-                "id",
-                "customer_id",
-                "source",
-                "external_id",
-                "import_fingerprint",
-                "imported_at",
-                "created_at",
-            ),
-            [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
-        )
-        self._history(SourceIdentifier, source_ids, "+", now)
-        self._add_points(points, now, reserved)
+        # Every row below points to a customer inserted first, here, in this
+        # transaction, or (history) to the importing user, locked once: no
+        # per-row foreign-key checks needed.
+        with writer.references_checked_here(existing=[(User, self.user_id)]):
+            writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
+            writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
+            self._history(Customer, ids, "+", now)
+            source_ids = reserved[SourceIdentifier]
+            writer.insert(
+                SourceIdentifier,
+                (
+                    "id",
+                    "customer_id",
+                    "source",
+                    "external_id",
+                    "import_fingerprint",
+                    "imported_at",
+                    "created_at",
+                ),
+                [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
+            )
+            self._history(SourceIdentifier, source_ids, "+", now)
+            self._add_points(points, now, reserved)
 
     def _history(self, model, ids, history_type: str, now) -> None:
         self.writer.insert_history(

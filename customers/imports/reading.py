@@ -120,18 +120,17 @@ def open_csv(path: Path) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
         raise FileRejected(FILE_NO_HEADER)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
+        # The reader raises only while advancing, so a csv.Error names the row
+        # after the last one read. A blank line or a row of blank cells is skipped.
+        number = 1
         with handle:
-            number = 1
-            while True:
-                number += 1
-                try:
-                    cells = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as error:
-                    raise FileRejected(_csv_error(error, number)) from None
-                if cells and any(cell.strip() for cell in cells):
-                    yield number, cells
+            try:
+                for cells in reader:
+                    number += 1
+                    if "".join(cells).strip():
+                        yield number, cells
+            except csv.Error as error:
+                raise FileRejected(_csv_error(error, number + 1)) from None
 
     return Sheet(headers=headers, encoding=encoding, delimiter=delimiter), rows()
 

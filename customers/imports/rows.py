@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import operator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -134,19 +135,23 @@ class RowKeys:
     def __init__(self, columns: dict[str, int], lenient: bool) -> None:
         names = sorted(columns)
         self.indexes = [columns[name] for name in names]
-        self.prefixes = [f"{name}=" for name in names]
         self.id_position = names.index("external_id") if "external_id" in columns else None
         self.width = max(self.indexes, default=-1) + 1
-        self.suffix = f"|{lenient}"
+        # One str.format call per row builds the payload fingerprint() hashes:
+        # "name=value" joined by \x1f, then "|lenient".
+        self.template = "\x1f".join(
+            name.replace("{", "{{").replace("}", "}}") + "={}" for name in names
+        ) + f"|{lenient}"
+        self.pick = operator.itemgetter(*self.indexes) if len(self.indexes) > 1 else None
 
     def __call__(self, cells: list[str]) -> tuple[str, str]:
-        if len(cells) >= self.width:
-            values = [cells[index].strip() for index in self.indexes]
+        if self.pick is not None and len(cells) >= self.width:
+            values = [value.strip() for value in self.pick(cells)]
         else:
             values = [cells[index].strip() if index < len(cells) else "" for index in self.indexes]
-        payload = "\x1f".join(map(str.__add__, self.prefixes, values)) + self.suffix
         external_id = values[self.id_position] if self.id_position is not None else ""
-        return external_id, hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+        payload = self.template.format(*values).encode()
+        return external_id, hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
 def parse_date(value: str) -> datetime.date:

@@ -1,0 +1,77 @@
+"""Every index on a table a bulk import writes costs each imported row an entry.
+
+An index whose columns begin another index (or the unique constraint that
+enforces a key) serves no lookup the longer one does not, so the tables an
+import writes keep none: migration 0005 dropped the last of them.
+"""
+
+import pytest
+from django.db import connection
+
+from customers.models import (
+    Customer,
+    CustomerSearchToken,
+    EmailAddress,
+    ImportRowIssue,
+    PhoneNumber,
+    PostalAddress,
+    SourceIdentifier,
+)
+
+WRITTEN_PER_ROW = (
+    Customer,
+    CustomerSearchToken,
+    EmailAddress,
+    PhoneNumber,
+    PostalAddress,
+    SourceIdentifier,
+    ImportRowIssue,
+)
+
+
+def _indexes(table: str) -> dict[str, dict]:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_constraints(cursor, table)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "table",
+    [
+        table
+        for model in WRITTEN_PER_ROW
+        for table in (
+            model._meta.db_table,
+            hasattr(model, "history") and model.history.model._meta.db_table,
+        )
+        if table
+    ],
+)
+def test_no_index_on_an_imported_table_is_a_prefix_of_another(table):
+    found = _indexes(table)
+    partial = {i.name for model in WRITTEN_PER_ROW for i in model._meta.indexes if i.condition}
+    keys = {
+        name: tuple(info["columns"])
+        for name, info in found.items()
+        if (info["index"] or info["unique"] or info["primary_key"])
+        and info["columns"]
+        and all(info["columns"])  # not an expression index
+        and name not in partial
+        # PostgreSQL's LIKE twin of a text index (varchar_pattern_ops): not interchangeable.
+        and not name.endswith("_like")
+    }
+    redundant = [
+        (name, other)
+        for name, columns in keys.items()
+        if not (found[name]["unique"] or found[name]["primary_key"])
+        for other, longer in keys.items()
+        if other != name and longer[: len(columns)] == columns
+    ]
+    assert redundant == []
+
+
+@pytest.mark.django_db
+def test_phone_numbers_and_sources_have_no_pattern_index():
+    # Numbers and sources are looked up by their exact value only.
+    names = [*_indexes(PhoneNumber._meta.db_table), *_indexes(SourceIdentifier._meta.db_table)]
+    assert [name for name in names if name.endswith("_like")] == []

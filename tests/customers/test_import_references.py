@@ -1,0 +1,100 @@
+"""A fresh import's rows skip PostgreSQL's per-row foreign-key checks only where
+the pipeline itself guarantees what they point to; everything else, and every
+connection not allowed to skip them, is checked as before."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+
+from cim.audit import system_actor
+from cim.bulk import RowWriter
+from customers.models import Customer, EmailAddress, ImportJob, SourceIdentifier
+from tests.customers.test_imports import GOOD, HEADER, run_import, write
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="SQLite checks foreign keys per statement"
+    ),
+]
+
+
+def _role() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('session_replication_role')")
+        return cursor.fetchone()[0]
+
+
+def test_checks_are_skipped_inside_and_back_on_after(db):
+    writer = RowWriter()
+    with transaction.atomic():
+        with writer.references_checked_here(existing=[(get_user_model(), system_actor().pk)]):
+            assert _role() == "replica"
+        assert _role() == "origin"
+        # A row written after the block is checked: it cannot point nowhere.
+        writer.insert(EmailAddress, ("customer_id", "email"), [(987654321, "a@example.com")])
+        with pytest.raises(IntegrityError):
+            connection.check_constraints()
+        transaction.set_rollback(True)
+
+
+def test_a_missing_referenced_row_refuses_the_block(db):
+    block = RowWriter().references_checked_here(existing=[(get_user_model(), 987654321)])
+    with transaction.atomic(), pytest.raises(IntegrityError, match="User #987654321 does not"):
+        block.__enter__()
+
+
+def test_an_import_writes_every_reference_it_promises(tmp_path):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    assert summary["created"] == 3
+    customers = Customer.objects.values("pk")
+    for model in (EmailAddress, SourceIdentifier):
+        assert not model.objects.exclude(customer__in=customers).exists()
+        assert not model.history.exclude(customer_id__in=customers).exists()
+    user = get_user_model().objects.filter(pk=system_actor().pk).values("pk")
+    assert not Customer.history.exclude(history_user__in=user).exists()
+
+
+def test_a_connection_not_allowed_to_skip_checks_imports_the_same(tmp_path, monkeypatch):
+    """Without superuser or GRANT SET ON PARAMETER session_replication_role the
+    refusal is caught in a savepoint and every row is checked as before."""
+    allowed = RowWriter._fk_checks_off
+    asked = []
+
+    def as_plain_role(self, cursor):
+        cursor.execute("SET LOCAL ROLE pg_monitor")  # a built-in role that is no superuser
+        try:
+            asked.append(allowed(self, cursor))
+        finally:
+            cursor.execute("RESET ROLE")
+        return asked[-1]
+
+    monkeypatch.setattr(RowWriter, "_fk_checks_off", as_plain_role)
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    assert (summary["created"], summary["errors"]) == (3, 0)
+    assert asked == [False]  # asked once, then remembered
+    assert ImportJob.objects.get(pk=summary["job"]).status == ImportJob.Status.COMPLETED
+    assert EmailAddress.objects.count() == 3
+
+
+def test_bulk_written_instants_read_back_exactly(db):
+    """RowWriter formats each distinct datetime once itself: the stored instant
+    is the one given, to the microsecond, whatever its time zone."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from customers.models import PhoneNumber
+
+    customer = Customer.objects.create(kind="person", first_name="Ann", display_name="Ann")
+    utc = dt.datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=dt.UTC)
+    berlin = dt.datetime(2026, 3, 29, 3, 0, 0, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    RowWriter().insert(
+        PhoneNumber,
+        ("customer_id", "number", "created_at", "verified_at"),
+        [
+            (customer.pk, "+442079460958", utc, None),
+            (customer.pk, "+442079460959", utc, berlin),
+        ],
+    )
+    stored = list(PhoneNumber.objects.order_by("number").values_list("created_at", "verified_at"))
+    assert stored == [(utc, None), (utc, berlin)]
