@@ -45,7 +45,7 @@ def candidates_reconcile(*, model: MatchModel, touching: Iterable[int] | None = 
         .order_by("-score", "id")
         .values_list("id", "customer_a_id", "customer_b_id", "score", "conflict")
     )
-    clusters = _clusters((a, b) for _, a, b, _, _ in edges)
+    clusters = cluster_roots((a, b) for _, a, b, _, _ in edges)
     if touching is not None:
         touched = {clusters[i] for i in touching if i in clusters}
         clusters = {i: root for i, root in clusters.items() if root in touched}
@@ -87,7 +87,7 @@ def candidates_reconcile(*, model: MatchModel, touching: Iterable[int] | None = 
     return len(held)
 
 
-def _clusters(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+def cluster_roots(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
     """customer id -> its cluster's root (connected components, union-find)."""
     parent: dict[int, int] = {}
 

@@ -634,13 +634,8 @@ def _finish(scan: DuplicateScan) -> None:
     _keys_indexes_ensure(analyze=False)  # normally built already: a safety net
     model = MatchModel.from_json(scan.model or {})
     if model is not None:
-        touching = None
-        if scan.kind == DuplicateScan.Kind.INCREMENTAL:
-            touching = {
-                i for params in scan.chunks.filter(phase="keys").values_list("params", flat=True)
-                for i in params.get("ids", ())
-            }
-        candidates_reconcile(model=model, touching=touching)
+        incremental = scan.kind == DuplicateScan.Kind.INCREMENTAL
+        candidates_reconcile(model=model, touching=_changed_ids(scan) if incremental else None)
     totals = scan.chunks.filter(phase="pairs").aggregate(
         pairs=Sum("pairs_compared"), found=Sum("candidates_found")
     )
@@ -693,6 +688,13 @@ def _scored_blocks(blocks: dict[str, list[int]], large: set[str], visit) -> int:
     """Call visit(a, b) for every owned pair of these blocks; the pairs visited."""
     profiles = profiles_load({i for ids in blocks.values() for i in ids})
     keysets: dict[int, set[str]] = {}
+
+    def keyset(record) -> set[str]:
+        found = keysets.get(record.id)
+        if found is None:
+            found = keysets[record.id] = set(record.keys)
+        return found
+
     compared = 0
     names: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for key, ids in blocks.items():
@@ -701,16 +703,13 @@ def _scored_blocks(blocks: dict[str, list[int]], large: set[str], visit) -> int:
         if group is not None:
             names[group][0 if key == group else 1].extend(members)
         for a, b in block_pairs(members):
-            ka = keysets.get(a.id)
-            if ka is None:
-                ka = keysets[a.id] = set(a.keys)
-            shared = ka.intersection(b.keys)
+            shared = keyset(a).intersection(b.keys)
             if len(shared) > 1 and pair_owner(shared, large) != key:
                 continue
             compared += 1
             visit(a, b)
     for a, b in undated_pairs({name: pair for name, pair in names.items() if pair[0]}):
-        if not set(a.keys).isdisjoint(b.keys):
+        if not keyset(a).isdisjoint(b.keys):
             continue  # a block they share scores them
         compared += 1
         visit(a, b)
@@ -793,14 +792,14 @@ def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[
     mine = profiles_load(ids)
     blocks_of = {record.id: lookup_blocks(record.keys) for record in mine.values()}
     members_of = key_members(
-        {key for blocks in blocks_of.values() for _, keys in blocks for key in keys}
+        {key for blocks in blocks_of.values() for keys in blocks for key in keys}
     )
     profiles = profiles_load({i for block in members_of.values() for i in block})
-    changed = _changed_among(scan, set(profiles))
+    changed = _changed_ids(scan) & set(profiles)
     seen: set[tuple[int, int]] = set()
     compared = 0
     for record in mine.values():
-        for _, keys in blocks_of[record.id]:
+        for keys in blocks_of[record.id]:
             members = [profiles[i] for key in keys for i in members_of.get(key, ())
                        if i in profiles]
             for other in neighbours_of(record, members):
@@ -818,11 +817,13 @@ def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[
     return compared, candidates_store(scan=scan, model=model, found=collect.found)
 
 
-def _changed_among(scan: DuplicateScan, ids: set[int]) -> set[int]:
-    changed: set[int] = set()
-    for chunk in scan.chunks.filter(phase="keys").values_list("params", flat=True):
-        changed.update(i for i in chunk.get("ids", ()) if i in ids)
-    return changed
+def _changed_ids(scan: DuplicateScan) -> set[int]:
+    """The customers an incremental scan compares (its keys chunks' ids)."""
+    return {
+        i for params in scan.chunks.filter(phase="keys").values_list("params", flat=True)
+        for i in params.get("ids", ())
+    }
+
 
 
 # -- candidates -------------------------------------------------------------------

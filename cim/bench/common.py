@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,22 @@ NO_STAFF_GROUP = "The Staff group is missing: run `python manage.py migrate` fir
 BENCH_USERNAME = "bench-staff"
 
 Log = Callable[[str], None]
+
+
+def cpu_seconds() -> float:
+    """User and system CPU seconds of this process and its finished children."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+
+
+def peak_rss_mb(*who: int) -> float:
+    """The largest peak resident memory (MB) of these (default: this process):
+    resource.RUSAGE_CHILDREN is the largest of its finished children."""
+    # Linux reports ru_maxrss in kilobytes.
+    usages = who or (resource.RUSAGE_SELF,)
+    return round(max(resource.getrusage(w).ru_maxrss for w in usages) / 1024, 1)
 
 
 def postgresql_require() -> None:

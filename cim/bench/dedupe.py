@@ -46,7 +46,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.test.utils import override_settings
 
-from .common import Log, bench_staff_user, percentile
+from .common import Log, bench_staff_user, peak_rss_mb, percentile
 
 HELP = (
     "Duplicate detection: generate --records customers with known duplicates and "
@@ -464,6 +464,7 @@ def _true_pairs(entity_of: dict[int, int]) -> set[tuple[int, int]]:
 
 
 def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
+    from duplicates.clusters import cluster_roots
     from duplicates.models import DuplicateCandidate
 
     rows = DuplicateCandidate.objects.filter(score__gte=threshold).values_list(
@@ -479,19 +480,9 @@ def _quality(entity_of: dict[int, int], threshold: float) -> dict[str, Any]:
     # Clusters: connected components of the candidate pairs, as the review
     # page chains them: not through a pair held apart (duplicates.clusters),
     # which is reviewed as a pair of its own.
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in found - held:
-        parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
-    for x in list(parent):
-        members.setdefault(root(x), []).append(x)
+    for x, root in cluster_roots(found - held).items():
+        members.setdefault(root, []).append(x)
     cluster_pairs = cluster_true = 0
     for ids in [*members.values(), *(list(pair) for pair in held)]:
         cluster_pairs += len(ids) * (len(ids) - 1) // 2
@@ -526,16 +517,6 @@ def _blocking_recall(entity_of: dict[int, int]) -> float:
     keys = {i: record_keys(r) for i, r in profiles_load(ids).items()}
     kept = sum(1 for a, b in truth if blocked_together(keys.get(a, ()), keys.get(b, ())))
     return round(kept / len(truth), 4) if truth else 1.0
-
-
-def _peak_mb(*, workers_only: bool = False) -> float:
-    """The largest peak resident memory of this process and of the worker
-    processes it forked (each is one worker: the figure to keep under 2 GB);
-    of the workers alone with workers_only (this process's peak includes the
-    generator's)."""
-    who = (resource.RUSAGE_CHILDREN,) if workers_only else (
-        resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    return round(max(resource.getrusage(w).ru_maxrss for w in who) / 1024, 1)
 
 
 def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
@@ -600,8 +581,10 @@ def _run(
     log(f"full scan in {scan_s:.1f} s: {summary}")
     phases = scan_phases(scan.pk)
     log(f"phases {phases}")
-    scan_peak = _peak_mb()
-    workers_peak = _peak_mb(workers_only=True)
+    # Each forked worker is one worker (the figure to keep under 2 GB); this
+    # process's own peak includes the generator's data.
+    scan_peak = peak_rss_mb(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    workers_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
     quality = _quality(entity_of, DEFAULT_THRESHOLD)
     blocking = _blocking_recall(entity_of)
     log(f"quality {({k: v for k, v in quality.items() if not k.startswith('_')})}")
@@ -664,7 +647,7 @@ def _run(
             "prior": round(scan.__class__.objects.get(pk=scan.pk).model["prior"], 4),
             "iterations": scan.__class__.objects.get(pk=scan.pk).model["iterations"],
         },
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_rss_mb(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN),
     }
 
 

@@ -55,7 +55,7 @@ from django.db.models import Exists, OuterRef
 from django.test.utils import override_settings
 from psycopg import sql
 
-from .common import Log
+from .common import Log, cpu_seconds, peak_rss_mb
 from .pools import COUNTRIES, CountryPool
 from .seed import SOURCE as SEED_SOURCE
 from .seed import _fk_graph
@@ -213,7 +213,7 @@ def _run(
     figures |= _import_export(sample_rows, log=log)
 
     # Peak memory of the process up to the pipeline runs, and after them.
-    figures["rss_before_pipeline_mb"] = _max_rss_mb()
+    figures["rss_before_pipeline_mb"] = peak_rss_mb()
     with _cpu_per_row(figures, rows=rows, prefix=""):
         fresh, seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
@@ -242,13 +242,13 @@ def _run(
         f"({figures['reimport_seconds']}s), created {again['created']}, "
         f"updated {again['updated']}, unchanged {again['unchanged']:,}"
     )
-    figures["peak_csv_mb"] = _max_rss_mb()
+    figures["peak_csv_mb"] = peak_rss_mb()
     figures["ratio_vs_import_export"] = round(
         figures["rows_per_s"] / figures["import_export_rows_per_s"], 1
     )
     figures |= _xlsx(folder, generator=generator, rows=xlsx_rows, full=xlsx_import, log=log)
-    figures["peak_mb"] = _max_rss_mb()
-    figures["peak_workers_mb"] = _max_rss_mb(resource.RUSAGE_CHILDREN)
+    figures["peak_mb"] = peak_rss_mb()
+    figures["peak_workers_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
     log(
         f"peak memory (ru_maxrss): {figures['peak_mb']} MB, "
         f"validating workers {figures['peak_workers_mb']} MB each at most"
@@ -274,15 +274,9 @@ def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator
             return None
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
-    def own() -> float:
-        return sum(
-            usage.ru_utime + usage.ru_stime
-            for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-        )
-
-    pg_before, py_before = backend(), own()
+    pg_before, py_before = backend(), cpu_seconds()
     yield
-    pg_after, py_after = backend(), own()
+    pg_after, py_after = backend(), cpu_seconds()
     figures[f"{prefix}python_cpu_us_per_row"] = round((py_after - py_before) / rows * 1e6, 1)
     if pg_before is not None and pg_after is not None:
         figures[f"{prefix}pg_cpu_us_per_row"] = round((pg_after - pg_before) / rows * 1e6, 1)
@@ -290,11 +284,6 @@ def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator
 
 def _since(started: float) -> float:
     return round(time.perf_counter() - started, 2)
-
-
-def _max_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    # Linux reports ru_maxrss in kilobytes; for children, the largest one's.
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
 # -- the data ---------------------------------------------------------------------

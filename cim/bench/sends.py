@@ -27,7 +27,6 @@ share them) with Django's locmem email backend, and reports:
 from __future__ import annotations
 
 import multiprocessing
-import resource
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -38,7 +37,7 @@ from django.db import connection, transaction
 from django.test.utils import override_settings
 from psycopg import sql
 
-from .common import Log
+from .common import Log, cpu_seconds
 from .seed import REASON, _history_insert, _insert_select, bench_data_obtain, bench_data_state
 
 HELP = (
@@ -180,14 +179,6 @@ def _template(actor):
     return services.template_save(actor=actor, template=existing, reason="bench sends", **fields)
 
 
-def _cpu_s() -> float:
-    """User and system CPU seconds of this process and its finished children."""
-    return sum(
-        usage.ru_utime + usage.ru_stime
-        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    )
-
-
 def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     from cim.audit import system_actor
     from communications import bulk
@@ -248,7 +239,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     locmem = "django.core.mail.backends.locmem.EmailBackend"
     with override_settings(EMAIL_BACKEND=locmem, DEBUG=False):
         mail.outbox = []
-        cpu_before = _cpu_s()
+        cpu_before = cpu_seconds()
         started = time.perf_counter()
         created = bulk.bulk_send_create(actor=sender, template=template, filters={}, start=False)
         # Patched before the workers fork, so that they inherit the counting.
@@ -261,7 +252,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
         finally:
             bulk.bulk_send_chunk, bulk.bulk_send_work = real_chunk, real_work
         seconds = time.perf_counter() - started
-        cpu = _cpu_s() - cpu_before
+        cpu = cpu_seconds() - cpu_before
     batches = stats[2]
     messages = done.sent + done.suppressed + done.deferred + done.failed
     figures: dict[str, Any] = {

@@ -119,20 +119,20 @@ def key_bucket(key: str) -> int:
     return zlib.crc32((name_group(key) or key).encode()) % BUCKETS
 
 
-def lookup_blocks(keys: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+def lookup_blocks(keys: Iterable[str]) -> list[tuple[str, ...]]:
     """The blocks a record with these keys is compared with when it is looked up
-    (a create-time check, an incremental scan): (block, the stored keys whose
-    customers form it). Its own keys, and for its name either the records
+    (a create-time check, an incremental scan), each as the stored keys whose
+    customers form it: its own keys, and for its name either the records
     without a birth date (it has one) or those of every birth year (it has none)."""
-    blocks = [(key, (key,)) for key in keys]
+    blocks = [(key,) for key in keys]
     for key in keys:
         group = name_group(key)
         if group is None:
             continue
         if key == group:
-            blocks.append((f"{group}*", tuple(f"{group}{year}" for year in NAME_YEARS)))
+            blocks.append(tuple(f"{group}{year}" for year in NAME_YEARS))
         else:
-            blocks.append((group, (group,)))
+            blocks.append((group,))
     return blocks
 
 

@@ -51,7 +51,7 @@ def _lookup(
 ) -> dict[int, list[LikelyMatch]]:
     model = current_model()
     blocks_of = [lookup_blocks(record.keys) for record in records]
-    wanted = {key for blocks in blocks_of for _, keys in blocks for key in keys}
+    wanted = {key for blocks in blocks_of for keys in blocks for key in keys}
     if not wanted:
         return {}
     members = key_members(wanted, limit=LOOKUP_MAX_ROWS)
@@ -69,7 +69,7 @@ def _lookup(
     for index, (record, blocks) in enumerate(zip(records, blocks_of, strict=True)):
         seen: set[int] = {excluded[index]} if excluded[index] else set()
         scored = []
-        for _, keys in blocks:
+        for keys in blocks:
             block = [profiles[i] for key in keys for i in members.get(key, ()) if i in profiles]
             for other in neighbours_of(record, block):
                 if other.id in seen:
