@@ -46,6 +46,7 @@ class RowWriter:
         # Whether this connection may switch off the foreign-key triggers
         # (session_replication_role): None until first asked.
         self._may_skip_fk_checks: bool | None = None
+        self._sequences: dict[str, int] = {}
 
     def _defaults(self, model: type[models.Model], columns: Sequence[str]) -> dict[str, object]:
         """The fields a caller does not write, with their defaults, written as constants.
@@ -94,15 +95,21 @@ class RowWriter:
                 # Every id comes from nextval, so no other insert can ever take one
                 # of them. Taken together they are nearly always one unbroken run,
                 # returned as its bounds rather than as `count` rows to fetch.
+                # The sequence goes in by its oid: nextval(pg_get_serial_sequence(...))
+                # looks the name up again for every id, 7x the cost of nextval itself.
                 part = (
                     "SELECT %s, min(id), max(id), CASE WHEN max(id) - min(id) + 1 = count(*) "
                     "THEN NULL ELSE array_agg(id ORDER BY id) END FROM "
-                    "(SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id "
+                    "(SELECT nextval(%s::regclass) AS id "
                     "FROM generate_series(1, %s)) AS taken"
                 )
                 cursor.execute(
                     " UNION ALL ".join([part] * len(wanted)),
-                    [v for i, (m, n) in enumerate(wanted) for v in (i, m._meta.db_table, n)],
+                    [
+                        v
+                        for i, (m, n) in enumerate(wanted)
+                        for v in (i, self._sequence_of(cursor, m), n)
+                    ],
                 )
                 for index, low, high, scattered in cursor.fetchall():
                     reserved[wanted[index][0]] = (
@@ -117,6 +124,15 @@ class RowWriter:
                 start = max(row[0] if row else 0, cursor.fetchone()[0] or 0) + 1
                 reserved[model] = list(range(start, start + count))
         return reserved
+
+    def _sequence_of(self, cursor, model: type[models.Model]) -> int:
+        """The oid of the sequence that numbers `model`'s ids (PostgreSQL)."""
+        table = model._meta.db_table
+        oid = self._sequences.get(table)
+        if oid is None:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')::regclass::oid", [table])
+            oid = self._sequences[table] = cursor.fetchone()[0]
+        return oid
 
     def insert(self, model: type[models.Model], columns: Sequence[str], rows: list[tuple]) -> None:
         if not rows:

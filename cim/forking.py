@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from django.db import connections
 
 
-def _forget_inherited_connections() -> None:
+def forget_inherited_connections() -> None:
     # A child must never talk over a socket it inherited: two processes reading
     # one connection's replies get each other's rows. Whatever the parent still
     # had open (another thread's connection, one kept by a test harness) is
@@ -31,5 +31,5 @@ def fork_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
-        initializer=_forget_inherited_connections,
+        initializer=forget_inherited_connections,
     )

@@ -278,11 +278,11 @@ CIM_DEMO_PASSWORD = os.environ.get("CIM_DEMO_PASSWORD", "cim-demo-password")
 CIM_IMPORT_MAX_MB = int(os.environ.get("CIM_IMPORT_MAX_MB", "200"))
 # Rows per committed chunk: the most a crash can make an import redo.
 CIM_IMPORT_CHUNK_ROWS = int(os.environ.get("CIM_IMPORT_CHUNK_ROWS", "2000"))
-# Processes that validate an import's later chunks while its own process writes.
-# 1 validates inline: on a small machine with the database beside it, the pool's
-# extra processes cost more CPU than they save (measured); raise it where the
-# import worker has spare cores.
-CIM_IMPORT_WORKERS = int(os.environ.get("CIM_IMPORT_WORKERS", "1"))
+# Processes that write an import's chunks at once, each on its own PostgreSQL
+# connection (on SQLite: validate later chunks while the job's process writes).
+# 2 keeps both cores of a small machine busy with the database beside it (one
+# writer leaves one idle: measured 4,453 against 7,626 rows/s); 1 is inline.
+CIM_IMPORT_WORKERS = int(os.environ.get("CIM_IMPORT_WORKERS", "2"))
 # Uploads are streamed to disk; only small form fields are held in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -481,7 +481,8 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Progress, committed with each chunk: a resumed job continues after next_row.
+    # Progress, committed with each chunk. Every row before next_row is committed;
+    # rows after it may be too (ImportChunk): a resumed job skips them all.
     rows_total = models.IntegerField(null=True, blank=True)
     rows_done = models.IntegerField(default=0)
     next_row = models.IntegerField(default=2)
@@ -534,6 +535,29 @@ class ImportJob(models.Model):
             "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
             "errors": self.rejected, "warnings": self.warnings,
         }
+
+
+class ImportChunk(models.Model):
+    """Rows first_row..last_row of a job's file, committed in the transaction
+    that wrote them. Several processes write a job's chunks at once and commit
+    them in any order: a resumed job skips the rows of its committed chunks, and
+    a chunk written twice (a resumed job racing a dying worker's last chunk)
+    fails on the unique key instead of doubling its rows."""
+
+    # import_chunk_once (job, first_row) serves lookups by job.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
+    first_row = models.IntegerField()
+    last_row = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "first_row"], name="import_chunk_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.job_id} rows {self.first_row}-{self.last_row}"
 
 
 class ImportRowIssue(models.Model):

@@ -14,16 +14,18 @@ dates, bad phone, missing external_id), it measures:
   file, which must create and update nothing;
 - an XLSX of --xlsx-rows rows: the pipeline's reader alone, then the full
   pipeline on it as the fresh source "bench-xlsx";
-- CPU per row of the pipeline runs: this process and its validating workers
-  (python_cpu_us_per_row) and, where PostgreSQL runs on this machine, its
-  backend (pg_cpu_us_per_row); reimport_ for the re-import;
+- CPU per row of the pipeline runs: this process and its workers
+  (python_cpu_us_per_row) and, where PostgreSQL runs on this machine, all its
+  processes (pg_cpu_us_per_row: right on an otherwise idle server); reimport_
+  for the re-import;
 - the process's peak memory (ru_maxrss, MB): after the CSV imports (peak_csv_mb)
-  and at the end (peak_mb), and the largest of the validating worker processes
+  and at the end (peak_mb), and the largest of the worker processes
   (peak_workers_mb).
 
-The pipeline validates in --workers forked processes (default
-CIM_IMPORT_WORKERS, as the import worker runs it) while the job's process
-writes; --workers 1 validates inline.
+The pipeline validates and writes chunks in --workers forked processes (default
+CIM_IMPORT_WORKERS, as the import worker runs it), each on its own connection,
+while the job's process reads and stages the file; --workers 1 does it all in
+the job's process.
 
 The database's customers must be empty or bench data (sources "bench",
 "bench-import", "bench-xlsx"); customers from an earlier run of this bench are
@@ -146,7 +148,7 @@ def add_arguments(parser: ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="processes validating rows beside the writing one "
+        help="processes validating and writing chunks at once "
         "(default: settings.CIM_IMPORT_WORKERS, 1 = inline)",
     )
 
@@ -251,32 +253,51 @@ def _run(
     figures["peak_workers_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
     log(
         f"peak memory (ru_maxrss): {figures['peak_mb']} MB, "
-        f"validating workers {figures['peak_workers_mb']} MB each at most"
+        f"workers {figures['peak_workers_mb']} MB each at most"
     )
     figures["targets_missed"] = _targets_missed(figures)
     return figures
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _postgresql_cpu_seconds() -> float | None:
+    """CPU seconds of every PostgreSQL backend, the import's writing connections
+    with the rest, where the server runs on this machine (its /proc readable):
+    the live children of the postmaster and those it has reaped."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    try:
+        postmaster = int(_stat(backend)[1])
+        fields = _stat(postmaster)
+        total = int(fields[13]) + int(fields[14])  # cutime + cstime: reaped backends
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = _stat(entry)
+                except OSError:
+                    continue  # ended meanwhile: reaped, counted above or after
+                if int(fields[1]) == postmaster:
+                    total += int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator[None]:
-    """CPU microseconds per row spent by this process (with its validating
-    workers) and by its PostgreSQL backend, where the server runs on this
-    machine (its /proc is readable): steadier than rows/s on a shared machine,
-    where the wall time also counts what other processes run."""
-
-    def backend() -> float | None:
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid()")
-            pid = cur.fetchone()[0]
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-
-    pg_before, py_before = backend(), cpu_seconds()
+    """CPU microseconds per row spent by this process (with its validating and
+    writing workers) and by PostgreSQL, where the server runs on this machine:
+    steadier than rows/s on a shared machine, where the wall time also counts
+    what other processes run. The PostgreSQL figure counts all its processes,
+    so it is only right on an otherwise idle server."""
+    pg_before, py_before = _postgresql_cpu_seconds(), cpu_seconds()
     yield
-    pg_after, py_after = backend(), cpu_seconds()
+    pg_after, py_after = _postgresql_cpu_seconds(), cpu_seconds()
     figures[f"{prefix}python_cpu_us_per_row"] = round((py_after - py_before) / rows * 1e6, 1)
     if pg_before is not None and pg_after is not None:
         figures[f"{prefix}pg_cpu_us_per_row"] = round((pg_after - pg_before) / rows * 1e6, 1)

@@ -12,6 +12,7 @@ reads, validates and upserts in sets with set-based history.
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import signal
 import time
@@ -24,15 +25,17 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from cim.bulk import RowWriter
+from cim.forking import forget_inherited_connections
 from customers.models import (
     Customer,
     CustomerSearchToken,
     EmailAddress,
+    ImportChunk,
     ImportJob,
     ImportRowIssue,
     PhoneNumber,
@@ -103,6 +106,7 @@ def job_path(job: ImportJob) -> Path:
 
 @dataclass
 class ChunkResult:
+    rows: int = 0
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -114,9 +118,8 @@ class ChunkResult:
     # New rows that look like a customer already stored (the duplicate matcher).
     likely_duplicates: int = 0
     duplicate_samples: list[dict] = field(default_factory=list)
-    # Customers this chunk wrote to: a later chunk staged before it was written
-    # re-checks rows of theirs that it had taken for unchanged.
-    touched: set[int] = field(default_factory=set)
+    # The job was cancelled before this chunk: nothing of it was written.
+    cancelled: bool = False
 
 
 class StoredId(NamedTuple):
@@ -134,27 +137,40 @@ class StoredId(NamedTuple):
 class Staged:
     """A chunk read and sorted before validation: rows a re-import skips by their
     fingerprint, rows whose external id appeared earlier in the file (rejected
-    unread), and the rest, sent to be validated."""
+    unread), and the rest, to be validated (parsed, once they are)."""
 
     rows: list[tuple[int, list[str]]]
     unchanged: list[tuple[int, list[str], str, StoredId]] = field(default_factory=list)
     duplicates: list[ParsedRow] = field(default_factory=list)
     to_parse: list[tuple[int, list[str], str]] = field(default_factory=list)
     stored_of: dict[int, StoredId] = field(default_factory=dict)
-    parsed: object = None  # a pending result of _validate_rows: .get() gives the rows
-    touched: set[int] = field(default_factory=set)
+    parsed: list[ParsedRow] | None = None
+
+    @property
+    def customers(self) -> set[int]:
+        """The stored customers the chunk's rows may write to."""
+        return {stored.customer_id for *_, stored in self.unchanged} | {
+            stored.customer_id for stored in self.stored_of.values()
+        }
 
 
 _worker_memo: Memo | None = None
+# The job's Importer, in a forked process that writes chunks (Writers).
+_worker_importer: Importer | None = None
 
 
-def _worker_start() -> None:
-    global _worker_memo
+def _worker_start(importer: Importer | None = None) -> None:
+    global _worker_memo, _worker_importer
     _worker_memo = Memo()
-    # A forked validator must not run the parent's handlers (Celery's warm
-    # shutdown): it ends when the pool terminates it, holding nothing to save.
+    # A forked worker must not run the parent's handlers (Celery's warm
+    # shutdown): it ends when the pool terminates it, and a transaction it
+    # leaves open is rolled back when its connection drops.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if importer is not None:
+        forget_inherited_connections()
+        importer.memo = _worker_memo
+        _worker_importer = importer
 
 
 def _validate_rows(
@@ -177,17 +193,33 @@ def _validate_rows(
     return parsed
 
 
-def _fork_pool(workers: int):
-    """A pool of `workers` forked validating processes, also from a Celery prefork
-    child. multiprocessing refuses children to a daemonic process (as Celery's
-    prefork children are) lest they outlive it; these cannot: Validators ends
-    the pool when the job stops, and the processes exit when a killed parent's
-    pipe closes. So the flag is lifted only while the pool starts."""
+def _write_in_worker(staged: Staged) -> ChunkResult:
+    """What a writing process runs: validate the chunk, write it, commit it."""
+    importer = _worker_importer
+    staged.parsed = _validate_rows(importer.columns, importer.lenient, staged.to_parse)
+    result = importer._commit_chunk(staged)
+    # Only the first issues travel back, for the summary; all are stored.
+    del result.issues[PREVIEW_ISSUES:]
+    return result
+
+
+def _fork_pool(workers: int, importer: Importer | None = None):
+    """A pool of `workers` forked processes, also from a Celery prefork child.
+    multiprocessing refuses children to a daemonic process (as Celery's prefork
+    children are) lest they outlive it; these cannot: the job ends the pool
+    when it stops, and the processes exit when a killed parent's pipe closes
+    (a writer first finishes the chunk in hand, which a resumed job then finds
+    committed). So the flag is lifted only while the pool starts. Writers open
+    their own database connections, so the parent closes its own first."""
+    if importer is not None:
+        connections.close_all()
     process = multiprocessing.current_process()
     daemon = process._config.get("daemon")
     process._config["daemon"] = False
     try:
-        return multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start)
+        return multiprocessing.get_context("fork").Pool(
+            workers, initializer=_worker_start, initargs=(importer,)
+        )
     finally:
         process._config["daemon"] = daemon
 
@@ -200,26 +232,43 @@ class _Done:
         return self.value
 
 
-class Validators:
-    """Validates chunks in `workers` forked processes, or in this process.
+class _Pooled:
+    """A chunk some processes work on, handed back to the job in file order."""
 
-    Validation (phone numbers, emails, identifiers) is most of an import's
-    Python time and needs no database, so it runs beside the writing: the job's
-    process reads, writes and commits every chunk in file order, exactly as with
-    one process, while up to `workers` later chunks are validated. A resumed job
-    therefore continues after its last committed row as before. The pool starts
-    with the first full chunk, so a small file forks nothing.
-    """
+    def __init__(self, staged: Staged, pool_result) -> None:
+        self.staged = staged
+        self.pool_result = pool_result
 
-    def __init__(self, *, workers: int, columns: dict[str, int], lenient: bool) -> None:
+    def get(self) -> ChunkResult:
+        return self.pool_result.get()
+
+
+class _Inline:
+    """A chunk the job's own process writes (or previews) when collected, once
+    its rows are validated (`validated`: here, or in a validating process)."""
+
+    def __init__(self, importer: Importer, staged: Staged, validated) -> None:
+        self.importer = importer
+        self.staged = staged
+        self.validated = validated
+
+    def get(self) -> ChunkResult:
+        self.staged.parsed = self.validated.get()
+        return self.importer._commit_chunk(self.staged)
+
+
+class _Runner:
+    """Starts `workers` forked processes with the first full chunk, so a small
+    file forks nothing; without them (a single worker, no fork here) the job's
+    own process does it all."""
+
+    def __init__(self, importer: Importer, workers: int) -> None:
+        self.importer = importer
         self.workers = workers
-        self.columns = columns
-        self.lenient = lenient
         self.pool = None
-        self.memo = Memo()
         self.lookahead = workers if workers > 1 else 0
 
-    def __enter__(self) -> Validators:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -228,16 +277,65 @@ class Validators:
             self.pool.join()
             self.pool = None
 
-    def submit(self, rows: list[tuple[int, list[str], str]], *, full: bool):
+    def _pool(self, *, full: bool, importer: Importer | None = None):
         if self.pool is None and self.lookahead and full:
             try:
-                self.pool = _fork_pool(self.workers)
+                self.pool = _fork_pool(self.workers, importer)
             except (AssertionError, OSError, ValueError):
-                # No child processes here (a daemonic process, no fork): validate inline.
+                # No child processes here (a daemonic process, no fork): all inline.
                 self.lookahead = 0
-        if self.pool is not None and rows:
-            return self.pool.apply_async(_validate_rows, (self.columns, self.lenient, rows))
-        return _Done(_validate_rows(self.columns, self.lenient, rows, self.memo))
+        return self.pool
+
+
+class Validators(_Runner):
+    """Validates chunks in forked processes while the job's own process writes
+    (or previews) every chunk in file order.
+
+    Validation (phone numbers, emails, identifiers) is most of an import's
+    Python time and needs no database, so it runs beside the writing: up to
+    `workers` later chunks are validated while one is written. What a preview
+    and SQLite run, where one process writes.
+    """
+
+    def submit(self, staged: Staged, *, full: bool) -> _Inline:
+        importer = self.importer
+        pool = self._pool(full=full)
+        if pool is not None and staged.to_parse:
+            validated = pool.apply_async(
+                _validate_rows, (importer.columns, importer.lenient, staged.to_parse)
+            )
+        else:
+            validated = _Done(
+                _validate_rows(importer.columns, importer.lenient, staged.to_parse, importer.memo)
+            )
+        return _Inline(importer, staged, validated)
+
+
+class Writers(_Runner):
+    """Validates, writes and commits chunks in `workers` forked processes at once,
+    each on its own database connection (PostgreSQL).
+
+    One process writing leaves a core idle: PostgreSQL's work for a chunk (the
+    rows, their indexes and history) is as long as Python's, and one connection
+    runs it on one core. Chunks commit in any order, each with its ImportChunk
+    row and its counts; the job's process reads the file, stages each chunk
+    (the checks across rows: repeated external ids, unchanged rows) and takes
+    the results back in file order.
+    """
+
+    def submit(self, staged: Staged, *, full: bool):
+        if connection.in_atomic_block:
+            # Run inside a caller's transaction (a test's): other connections
+            # could not see what it holds, so this process writes it all.
+            self.lookahead = 0
+        pool = self._pool(full=full, importer=self.importer)
+        if pool is None:
+            importer = self.importer
+            validated = _validate_rows(
+                importer.columns, importer.lenient, staged.to_parse, importer.memo
+            )
+            return _Inline(importer, staged, _Done(validated))
+        return _Pooled(staged, pool.apply_async(_write_in_worker, (staged,)))
 
 
 def _columns(job: ImportJob) -> dict[str, int]:
@@ -329,30 +427,48 @@ class Importer:
         _, rows = open_sheet(job_path(self.job))
         return rows
 
-    def _chunks(self, start_row: int) -> Iterator[list[tuple[int, list[str]]]]:
+    def _chunks(self) -> Iterator[list[tuple[int, list[str]]]]:
+        """The file's rows in chunks, without the rows committed by an earlier run
+        of the job: those before next_row and those of its ImportChunk rows."""
         rows = self._rows()
         id_index = self.columns["external_id"]
+        start_row = self.job.next_row
+        committed = sorted(
+            ImportChunk.objects.filter(job=self.job, last_row__gte=start_row).values_list(
+                "first_row", "last_row"
+            )
+        )
+        firsts = [first for first, _ in committed]
+
+        def is_committed(number: int) -> bool:
+            if number < start_row:
+                return True
+            if not committed:
+                return False
+            at = bisect.bisect_right(firsts, number) - 1
+            return at >= 0 and number <= committed[at][1]
+
         while True:
             chunk = list(islice(rows, CHUNK_ROWS))
             if not chunk:
                 return
             fresh = []
             for number, cells in chunk:
-                if number < start_row:
-                    # Committed by an earlier run: only remember its external id,
-                    # so duplicates later in the file are still caught.
+                if is_committed(number):
+                    # Only remember its external id, so duplicates later in the
+                    # file are still caught.
                     external_id = cells[id_index].strip() if id_index < len(cells) else ""
                     if external_id:
                         self.first_row_of.setdefault(external_id, number)
-                else:
-                    fresh.append((number, cells))
+                    continue
+                fresh.append((number, cells))
             if fresh:
                 yield fresh
 
     # -- one chunk ------------------------------------------------------------
 
-    def _stage(self, chunk, validators: Validators) -> Staged:
-        """Sort the chunk's rows and send those to validate. A re-import skips
+    def _stage(self, chunk) -> Staged:
+        """Sort the chunk's rows before validation. A re-import skips
         unread the same row as the last import from this source, of a customer
         nobody changed since; a repeated external id is rejected unread."""
         staged = Staged(rows=chunk)
@@ -390,32 +506,15 @@ class Importer:
             staged.to_parse.append((number, cells, row_fingerprint))
             if stored is not None:
                 staged.stored_of[number] = stored
-        staged.parsed = validators.submit(staged.to_parse, full=len(chunk) >= CHUNK_ROWS)
         return staged
 
-    def _sort(
-        self, staged: Staged
-    ) -> tuple[list[tuple[ParsedRow, StoredId | None]], ChunkResult]:
+    def _sort(self, staged: Staged) -> tuple[list[tuple[ParsedRow, StoredId | None]], ChunkResult]:
         """The chunk's validated rows in file order, counted: (row, stored source
         identifier or None) for the rows to write, the rejected ones as issues."""
-        result = ChunkResult()
-        by_number = {row.number: row for row in staged.parsed.get()}
+        result = ChunkResult(rows=len(staged.rows), unchanged=len(staged.unchanged))
+        by_number = {row.number: row for row in staged.parsed}
         for row in staged.duplicates:
             by_number[row.number] = row
-        for number, cells, row_fingerprint, stored in staged.unchanged:
-            if stored.customer_id in staged.touched:
-                # Written by an earlier chunk after this one was staged: not unchanged.
-                by_number[number] = parse_row(
-                    number,
-                    cells,
-                    self.columns,
-                    lenient=self.lenient,
-                    row_fingerprint=row_fingerprint,
-                    memo=self.memo,
-                )
-                staged.stored_of[number] = stored
-            else:
-                result.unchanged += 1
         parsed: list[tuple[ParsedRow, StoredId | None]] = []
         for number, _ in staged.rows:
             row = by_number.get(number)
@@ -448,7 +547,6 @@ class Importer:
         updated_customers, added_points, diffs = self._compare(changed)
         result.updated = len(diffs)
         result.unchanged += len(changed) - result.updated
-        result.touched = set(diffs)
         result.update_samples = [
             {"external_id": row.external_id, "row": row.number, "changes": diffs[pk]}
             for row, pk in changed
@@ -717,44 +815,92 @@ class Importer:
         self.row_keys = RowKeys(self.columns, self.lenient)
         totals = ChunkResult()
         started = time.monotonic()
-        with Validators(workers=self.workers, columns=self.columns, lenient=self.lenient) as v:
-            pending: deque[Staged] = deque()
+        # Chunks commit in several processes at once only when writing to
+        # PostgreSQL: SQLite takes one writer at a time.
+        runner_class = (
+            Writers if not self.dry_run and connection.vendor == "postgresql" else Validators
+        )
+        with runner_class(self, self.workers) as runner:
+            pending: deque = deque()
             try:
-                for chunk in self._chunks(job.next_row):
-                    pending.append(self._stage(chunk, v))
-                    if len(pending) > v.lookahead and not self._commit(pending, totals):
-                        return {"cancelled": True}
+                for chunk in self._chunks():
+                    staged = self._stage(chunk)
+                    if not self.dry_run and self._overlaps(staged, pending):
+                        # Rows of this chunk write to customers an earlier chunk
+                        # writes to (source ids merged into one customer): read
+                        # them once that chunk is committed, as if in one process.
+                        if not self._collect_all(pending, totals):
+                            return {"cancelled": True}
+                        staged = self._stage(chunk)
+                    pending.append(runner.submit(staged, full=len(chunk) >= CHUNK_ROWS))
+                    while len(pending) > runner.lookahead:
+                        if not self._collect(pending.popleft(), totals):
+                            self._collect_all(pending, totals)
+                            return {"cancelled": True}
             except FileRejected:
                 # The rows before the broken one are written, as without lookahead.
-                while pending:
-                    if not self._commit(pending, totals):
-                        break
+                self._collect_all(pending, totals)
                 raise
-            while pending:
-                if not self._commit(pending, totals):
-                    return {"cancelled": True}
+            if not self._collect_all(pending, totals):
+                return {"cancelled": True}
         return self._preview(totals, time.monotonic() - started)
 
-    def _commit(self, pending: deque[Staged], totals: ChunkResult) -> bool:
-        """Write the oldest pending chunk in one transaction with the job's progress;
-        False if the job was cancelled instead."""
+    @staticmethod
+    def _overlaps(staged: Staged, pending: deque) -> bool:
+        if not pending:
+            return False
+        customers = staged.customers
+        return bool(customers) and any(customers & earlier.staged.customers for earlier in pending)
+
+    def _collect_all(self, pending: deque, totals: ChunkResult) -> bool:
+        """Collect every pending chunk; False if the job was cancelled meanwhile."""
+        going = True
+        while pending:
+            going = self._collect(pending.popleft(), totals) and going
+        return going
+
+    def _collect(self, ticket, totals: ChunkResult) -> bool:
+        """Take a chunk's result, in file order; False if the job was cancelled
+        before it was written."""
+        result = ticket.get()
+        if result.cancelled:
+            return False
         job = self.job
-        staged = pending.popleft()
-        rows = len(staged.rows)
-        if not self.dry_run:
-            if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                return False
+        if self.dry_run:
+            job.rows_done += result.rows
+        else:
+            # Every row up to this chunk's last is committed: a resume starts after it.
+            ImportJob.objects.filter(pk=job.pk).update(next_row=ticket.staged.rows[-1][0] + 1)
+            job.refresh_from_db()
+        self._accumulate(totals, result)
+        if self.on_progress:
+            self.on_progress(job)
+        return True
+
+    def _commit_chunk(self, staged: Staged) -> ChunkResult:
+        """Write a validated chunk in one transaction with its ImportChunk row and
+        the job's counts (or, for a preview, only count it)."""
+        if self.dry_run:
+            return self._process(staged)
+        job = self.job
+        if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            return ChunkResult(cancelled=True)
+        first_row, last_row = staged.rows[0][0], staged.rows[-1][0]
+        try:
             with transaction.atomic():
                 if connection.vendor == "postgresql":
-                    # The chunk commits with the job's next_row, so a chunk that a
+                    # The chunk commits with its ImportChunk row, so a chunk that a
                     # database crash loses is written again on resume: no need to
                     # wait for each commit to reach the disk.
                     with connection.cursor() as cursor:
                         cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                # First, so a second writer of the same rows waits here for the
+                # first one's commit, then fails (below) instead of doubling them.
+                ImportChunk.objects.create(job=job, first_row=first_row, last_row=last_row)
                 result = self._process(staged)
+                # Last, so concurrent writers hold the job's row only while committing.
                 ImportJob.objects.filter(pk=job.pk).update(
-                    rows_done=F("rows_done") + rows,
-                    next_row=staged.rows[-1][0] + 1,
+                    rows_done=F("rows_done") + result.rows,
                     created=F("created") + result.created,
                     updated=F("updated") + result.updated,
                     unchanged=F("unchanged") + result.unchanged,
@@ -762,17 +908,12 @@ class Importer:
                     warnings=F("warnings") + result.warnings,
                     heartbeat_at=timezone.now(),
                 )
-            job.refresh_from_db()
-        else:
-            result = self._process(staged)
-            job.rows_done += rows
-        if not self.dry_run:  # a preview writes nothing, so it changes no later row
-            for later in pending:
-                later.touched |= result.touched
-        self._accumulate(totals, result)
-        if self.on_progress:
-            self.on_progress(job)
-        return True
+        except IntegrityError:
+            if ImportChunk.objects.filter(job=job, first_row=first_row).exists():
+                # Committed meanwhile by another run of this job: counted there.
+                return ChunkResult()
+            raise
+        return result
 
     @staticmethod
     def _accumulate(totals: ChunkResult, result: ChunkResult) -> None:

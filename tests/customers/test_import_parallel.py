@@ -4,6 +4,7 @@ the shortcuts a re-import takes (fingerprints, remembered normalisations) give
 exactly what the full path gives."""
 
 import multiprocessing
+from types import SimpleNamespace
 
 import pytest
 
@@ -60,6 +61,9 @@ def test_validating_in_worker_processes_previews_exactly_as_inline(tmp_path, mon
     assert inline["rejected"] and inline["created"] and inline["rows"] == 141
 
 
+# Committed for real: on PostgreSQL the chunks are written by processes with
+# connections of their own, which see only committed rows.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_parallel_import_writes_every_row_once_with_its_history(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "CHUNK_ROWS", 25)
     job = _job(tmp_path, _rows(140))
@@ -91,6 +95,7 @@ def test_a_parallel_import_writes_every_row_once_with_its_history(tmp_path, monk
     assert again.rejected == job.rejected
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_row_skipped_as_unchanged_is_read_when_an_earlier_chunk_changed_its_customer(
     tmp_path, monkeypatch
 ):
@@ -161,8 +166,10 @@ def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
     monkeypatch.setitem(process._config, "daemon", True)
     columns = {name: index for index, name in enumerate(HEADER.split(","))}
     rows = [(2, ["C-1", "Ann", "Lee"], "fp")]
-    with pipeline.Validators(workers=2, columns=columns, lenient=False) as validators:
-        (row,) = validators.submit(rows, full=True).get()
+    importer = SimpleNamespace(columns=columns, lenient=False, memo=Memo())
+    staged = pipeline.Staged(rows=[(2, ["C-1", "Ann", "Lee"])], to_parse=rows)
+    with pipeline.Validators(importer, workers=2) as validators:
+        (row,) = validators.submit(staged, full=True).validated.get()
         assert validators.pool is not None
     assert (row.external_id, row.names[0]) == ("C-1", "Ann Lee")
     assert process._config["daemon"] is True

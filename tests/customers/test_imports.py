@@ -24,6 +24,7 @@ from customers.imports.services import (
 from customers.models import (
     Customer,
     EmailAddress,
+    ImportChunk,
     ImportJob,
     ImportMapping,
     SourceIdentifier,
@@ -347,6 +348,55 @@ def test_a_crash_mid_file_resumes_with_no_row_lost_or_doubled(tmp_path, monkeypa
     assert Customer.objects.count() == 7
     assert Customer.history.filter(history_type="+").count() == 7
     assert import_job_run(job_id=job.pk) is None  # a redelivered message is a no-op
+
+
+def test_a_resume_skips_the_chunks_committed_out_of_order(tmp_path, monkeypatch):
+    """Several processes commit chunks in any order: a job that died with rows
+    6-7 committed but rows 4-5 not writes exactly rows 4-5 and 8 on resume."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    rows = [f"K-{i},First{i},Last{i},,,,GB,,," for i in range(7)]
+    job = _job_for(tmp_path, "\n".join([HEADER, *rows]))
+    text = "\n".join([HEADER, *rows[:2], *rows[4:6]])
+    pipeline.Importer(_job_for(tmp_path, text, name="first-run.csv"), dry_run=False).run()
+    # That run's customers stand for the chunks committed before the crash.
+    ImportChunk.objects.create(job_id=job.pk, first_row=2, last_row=3)
+    ImportChunk.objects.create(job_id=job.pk, first_row=6, last_row=7)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", heartbeat_at="2000-01-01T00:00:00Z", next_row=4, rows_done=4, created=4
+    )
+    job.refresh_from_db()
+    import_job_resume(actor=None, job=job)
+    summary = import_job_run(job_id=job.pk)
+    assert (summary["rows"], summary["created"]) == (7, 7)
+    assert sorted(
+        SourceIdentifier.objects.filter(source="crm").values_list("external_id", flat=True)
+    ) == [f"K-{i}" for i in range(7)]
+    assert Customer.history.filter(history_change_reason=job.history_reason).count() == 3
+
+
+def test_a_chunk_committed_meanwhile_by_another_run_of_the_job_is_not_written_again(
+    tmp_path, monkeypatch
+):
+    """A resumed job racing a dying worker's last chunk: the second writer of
+    the rows waits for the first one's commit, then writes and counts nothing."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    rows = [f"K-{i},First{i},Last{i},,,,GB,,," for i in range(3)]
+    job = _job_for(tmp_path, "\n".join([HEADER, *rows]))
+    job.refresh_from_db()
+    original = pipeline.Importer._stage
+
+    def committed_by_another_process_once_staged(self, chunk):
+        staged = original(self, chunk)
+        if chunk[0][0] == 2:
+            ImportChunk.objects.create(job=self.job, first_row=2, last_row=3)
+        return staged
+
+    monkeypatch.setattr(pipeline.Importer, "_stage", committed_by_another_process_once_staged)
+    ImportJob.objects.filter(pk=job.pk).update(status="queued")
+    summary = import_job_run(job_id=job.pk)
+    assert (summary["rows"], summary["created"]) == (1, 1)
+    assert list(SourceIdentifier.objects.values_list("external_id", flat=True)) == ["K-2"]
+    assert ImportChunk.objects.filter(job=job).count() == 2
 
 
 def test_revert_removes_created_and_restores_updated_customers(tmp_path, admin):
