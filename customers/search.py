@@ -67,10 +67,11 @@ def phonetic_key(word: str) -> str:
     return (jellyfish.metaphone(word).translate(_KEY_FOLD) or word)[:30]
 
 
-def customer_tokens(display_name: str) -> list[tuple[str, str]]:
-    """The (word, phonetic key) pairs stored for a customer name, without repeats."""
+def customer_tokens(display_name: str, *, folded: str | None = None) -> list[tuple[str, str]]:
+    """The (word, phonetic key) pairs stored for a customer name, without repeats.
+    `folded`: fold(display_name), where the caller has it already."""
     seen: dict[str, str] = {}
-    for word in words(display_name):
+    for word in (fold(display_name) if folded is None else folded).split():
         seen.setdefault(word[:60], phonetic_key(word))
     return list(seen.items())
 

@@ -136,11 +136,15 @@ class StoredId(NamedTuple):
 @dataclass
 class Staged:
     """A chunk read and sorted before validation: rows a re-import skips by their
-    fingerprint, rows whose external id appeared earlier in the file (rejected
-    unread), and the rest, to be validated (parsed, once they are)."""
+    fingerprint (only counted), rows whose external id appeared earlier in the
+    file (rejected unread), and the rest, to be validated (parsed, once they
+    are). What travels to a writing process: no more of the rows than it needs."""
 
-    rows: list[tuple[int, list[str]]]
-    unchanged: list[tuple[int, list[str], str, StoredId]] = field(default_factory=list)
+    first_row: int
+    last_row: int
+    rows: int
+    # The customers of the rows skipped as unchanged.
+    unchanged: list[int] = field(default_factory=list)
     duplicates: list[ParsedRow] = field(default_factory=list)
     to_parse: list[tuple[int, list[str], str]] = field(default_factory=list)
     stored_of: dict[int, StoredId] = field(default_factory=dict)
@@ -149,9 +153,7 @@ class Staged:
     @property
     def customers(self) -> set[int]:
         """The stored customers the chunk's rows may write to."""
-        return {stored.customer_id for *_, stored in self.unchanged} | {
-            stored.customer_id for stored in self.stored_of.values()
-        }
+        return {*self.unchanged, *(stored.customer_id for stored in self.stored_of.values())}
 
 
 _worker_memo: Memo | None = None
@@ -188,7 +190,8 @@ def _validate_rows(
         )
         if not row.errors:
             display_name = compose_display_name(row.customer)
-            row.names = (display_name, fold(display_name), customer_tokens(display_name))
+            folded = fold(display_name)
+            row.names = (display_name, folded, customer_tokens(display_name, folded=folded))
         parsed.append(row)
     return parsed
 
@@ -471,7 +474,7 @@ class Importer:
         """Sort the chunk's rows before validation. A re-import skips
         unread the same row as the last import from this source, of a customer
         nobody changed since; a repeated external id is rejected unread."""
-        staged = Staged(rows=chunk)
+        staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))
         keys = [self.row_keys(cells) for _, cells in chunk]
         known = {
             stored.external_id: stored
@@ -501,7 +504,7 @@ class Importer:
                     continue
             stored = known.get(external_id)
             if stored is not None and stored.fresh and stored.import_fingerprint == row_fingerprint:
-                staged.unchanged.append((number, cells, row_fingerprint, stored))
+                staged.unchanged.append(stored.customer_id)
                 continue
             staged.to_parse.append((number, cells, row_fingerprint))
             if stored is not None:
@@ -511,15 +514,13 @@ class Importer:
     def _sort(self, staged: Staged) -> tuple[list[tuple[ParsedRow, StoredId | None]], ChunkResult]:
         """The chunk's validated rows in file order, counted: (row, stored source
         identifier or None) for the rows to write, the rejected ones as issues."""
-        result = ChunkResult(rows=len(staged.rows), unchanged=len(staged.unchanged))
+        result = ChunkResult(rows=staged.rows, unchanged=len(staged.unchanged))
         by_number = {row.number: row for row in staged.parsed}
         for row in staged.duplicates:
             by_number[row.number] = row
         parsed: list[tuple[ParsedRow, StoredId | None]] = []
-        for number, _ in staged.rows:
-            row = by_number.get(number)
-            if row is None:
-                continue
+        for number in sorted(by_number):
+            row = by_number[number]
             if row.errors:
                 result.rejected += 1
                 # Would the lenient choice (leave invalid optional values out) keep it?
@@ -870,7 +871,7 @@ class Importer:
             job.rows_done += result.rows
         else:
             # Every row up to this chunk's last is committed: a resume starts after it.
-            ImportJob.objects.filter(pk=job.pk).update(next_row=ticket.staged.rows[-1][0] + 1)
+            ImportJob.objects.filter(pk=job.pk).update(next_row=ticket.staged.last_row + 1)
             job.refresh_from_db()
         self._accumulate(totals, result)
         if self.on_progress:
@@ -885,7 +886,7 @@ class Importer:
         job = self.job
         if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
             return ChunkResult(cancelled=True)
-        first_row, last_row = staged.rows[0][0], staged.rows[-1][0]
+        first_row, last_row = staged.first_row, staged.last_row
         try:
             with transaction.atomic():
                 if connection.vendor == "postgresql":

@@ -167,7 +167,7 @@ def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
     columns = {name: index for index, name in enumerate(HEADER.split(","))}
     rows = [(2, ["C-1", "Ann", "Lee"], "fp")]
     importer = SimpleNamespace(columns=columns, lenient=False, memo=Memo())
-    staged = pipeline.Staged(rows=[(2, ["C-1", "Ann", "Lee"])], to_parse=rows)
+    staged = pipeline.Staged(first_row=2, last_row=2, rows=1, to_parse=rows)
     with pipeline.Validators(importer, workers=2) as validators:
         (row,) = validators.submit(staged, full=True).validated.get()
         assert validators.pool is not None
