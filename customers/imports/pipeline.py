@@ -13,11 +13,13 @@ reads, validates and upserts in sets with set-based history.
 from __future__ import annotations
 
 import bisect
+import gc
 import multiprocessing
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -161,9 +163,34 @@ _worker_memo: Memo | None = None
 _worker_importer: Importer | None = None
 
 
+# An import allocates millions of small objects, nearly all freed by reference
+# counting: the collector's default pace (a young collection per 700 objects,
+# each older one walking everything alive) costs it about a tenth of its Python
+# time (measured: 92 against 106 us per row).
+COLLECTOR_THRESHOLDS = (10_000, 10, 10)
+
+
+@contextmanager
+def collector_relaxed() -> Iterator[None]:
+    """Fewer garbage collections while importing; what existed before is frozen
+    (never walked again) until the import ends."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def _worker_start(importer: Importer | None = None) -> None:
     global _worker_memo, _worker_importer
     _worker_memo = Memo()
+    # For the process's life: it only imports. Frozen, the parent's objects are
+    # not walked, so their pages stay shared with the parent too.
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     # A forked worker must not run the parent's handlers (Celery's warm
     # shutdown): it ends when the pool terminates it, and a transaction it
     # leaves open is rolled back when its connection drops.
@@ -821,7 +848,7 @@ class Importer:
         runner_class = (
             Writers if not self.dry_run and connection.vendor == "postgresql" else Validators
         )
-        with runner_class(self, self.workers) as runner:
+        with collector_relaxed(), runner_class(self, self.workers) as runner:
             pending: deque = deque()
             try:
                 for chunk in self._chunks():
