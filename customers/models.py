@@ -29,6 +29,23 @@ def display_name_for(
     return " ".join(part for part in (first_name.strip(), last_name.strip()) if part)
 
 
+
+class CustomerHistory(HistoricalRecords):
+    """The history of a customer and its records, which bulk imports write by
+    the million: without the indexes on the change's date and user that
+    simple-history adds. Every query of ours reads this history by record or
+    by customer (the 360 page, as-of views, undo), never by date or user, and
+    each index cost an imported customer about 2 us of PostgreSQL's time per
+    history table (measured: 81 against 69-73 us per row for all of them).
+    Deleting a user now scans these tables to clear its changes' author: staff
+    accounts are deactivated, not deleted, so that the audit keeps its names."""
+
+    def get_extra_fields(self, model, fields):
+        extra = super().get_extra_fields(model, fields)
+        extra["history_date"] = models.DateTimeField(db_index=False)
+        extra["history_user"].db_index = False
+        return extra
+
 class Customer(models.Model):
     class Kind(models.TextChoices):
         PERSON = "person", "Person"
@@ -67,7 +84,7 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     # History is read by customer id only: no index on merged_into in it.
-    history = HistoricalRecords(
+    history = CustomerHistory(
         excluded_fields=["updated_at"], cascade_delete_history=False, no_db_index=["merged_into"]
     )
 
@@ -173,7 +190,7 @@ class EmailAddress(ContactPoint):
     email = models.CharField(max_length=254)
     label = models.CharField(max_length=10, choices=Label.choices, default=Label.PERSONAL)
 
-    history = HistoricalRecords()
+    history = CustomerHistory()
 
     class Meta:
         ordering = ["-is_primary", "id"]
@@ -209,7 +226,7 @@ class PhoneNumber(ContactPoint):
     label = models.CharField(max_length=10, choices=Label.choices, default=Label.MOBILE)
 
     # History is read by customer only: no index on the number in it.
-    history = HistoricalRecords(no_db_index=["number"])
+    history = CustomerHistory(no_db_index=["number"])
 
     class Meta:
         ordering = ["-is_primary", "id"]
@@ -246,7 +263,7 @@ class PostalAddress(ContactPoint):
     region = models.CharField(max_length=100, blank=True)
     country = CountryField()
 
-    history = HistoricalRecords()
+    history = CustomerHistory()
 
     class Meta:
         ordering = ["-is_primary", "id"]
@@ -278,7 +295,7 @@ class SourceIdentifier(models.Model):
     import_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
     imported_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords(
+    history = CustomerHistory(
         excluded_fields=["import_fingerprint", "imported_at"], no_db_index=["source"]
     )
 
