@@ -308,6 +308,32 @@ class RowWriter:
         return inserted
 
 
+def statistics_refresh(models_: Iterable[type[models.Model]], *, floor: int = 10_000) -> list[str]:
+    """ANALYZE those of the models' tables (PostgreSQL) that have more than doubled
+    since their last analysis, by at least `floor` rows; their names.
+
+    A bulk load outruns autovacuum (or meets it switched off): a table analysed
+    empty, or never, keeps the planner's default guesses, and with them a
+    lookup of 2,000 keys by a two-column unique index reads every row of the
+    leading column's value (measured on 1M rows: 210 ms against 20 ms once
+    analysed). Once analysed, the estimates scale with the table's size, so a
+    table needs it again only when it has changed out of recognition.
+    """
+    if connection.vendor != "postgresql":
+        return []
+    tables = [model._meta.db_table for model in models_]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+            "AND n_mod_since_analyze > GREATEST(%s, n_live_tup - n_mod_since_analyze)",
+            [tables, floor],
+        )
+        grown = [name for (name,) in cursor.fetchall()]
+        for table in grown:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return grown
+
+
 def history_insert(
     model: type[models.Model],
     ids: Sequence[int],

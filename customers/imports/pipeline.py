@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import multiprocessing
 import signal
 import time
@@ -31,7 +32,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cim.bulk import RowWriter
+from cim.bulk import RowWriter, statistics_refresh
 from cim.forking import forget_inherited_connections
 from customers.models import (
     Customer,
@@ -65,6 +66,10 @@ CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 # Processes that validate chunks while the job's own process writes earlier ones
 # (settings.CIM_IMPORT_WORKERS; 1 is inline).
 DEFAULT_WORKERS = 1
+# Tables the chunks look rows up in by key, and how many chunks apart the
+# import checks whether their planner statistics still describe them.
+LOOKED_UP = (SourceIdentifier, Customer, EmailAddress, PhoneNumber, PostalAddress)
+STATISTICS_EVERY = 10
 PREVIEW_SAMPLE = 20
 PREVIEW_ISSUES = 200
 NO_EXTERNAL_ID_COLUMN = (
@@ -478,10 +483,13 @@ class Importer:
             at = bisect.bisect_right(firsts, number) - 1
             return at >= 0 and number <= committed[at][1]
 
-        while True:
+        for index in itertools.count():
             chunk = list(islice(rows, CHUNK_ROWS))
             if not chunk:
                 return
+            if not self.dry_run and index % STATISTICS_EVERY == 0:
+                # What the chunks look up by key, as the import grows it.
+                statistics_refresh(LOOKED_UP)
             fresh = []
             for number, cells in chunk:
                 if is_committed(number):

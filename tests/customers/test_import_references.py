@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 
 from cim.audit import system_actor
-from cim.bulk import RowWriter
+from cim.bulk import RowWriter, statistics_refresh
 from customers.models import Customer, EmailAddress, ImportJob, SourceIdentifier
 from tests.customers.test_imports import GOOD, HEADER, run_import, write
 
@@ -98,3 +98,23 @@ def test_bulk_written_instants_read_back_exactly(db):
     )
     stored = list(PhoneNumber.objects.order_by("number").values_list("created_at", "verified_at"))
     assert stored == [(utc, None), (utc, berlin)]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_table_an_import_has_more_than_doubled_is_analysed_for_the_planner():
+    """Without statistics, PostgreSQL's planner reads a lookup of 2,000 external
+    ids as most of the table; the import analyses what it grows."""
+    Customer.objects.bulk_create([Customer(last_name=f"Lee{i}") for i in range(300)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    assert statistics_refresh([Customer, EmailAddress], floor=100) == ["customers_customer"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = %s", ["customers_customer"]
+        )
+        assert cursor.fetchone()[0] == Customer.objects.count()
+    # Analysed, it is not analysed again until it has changed out of recognition.
+    Customer.objects.bulk_create([Customer(last_name=f"Kim{i}") for i in range(150)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    assert statistics_refresh([Customer], floor=100) == []
