@@ -54,6 +54,7 @@ from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
     DUPLICATE_EXTERNAL_ID,
+    FirstRows,
     Issue,
     Memo,
     ParsedRow,
@@ -453,7 +454,7 @@ class Importer:
         self.on_progress = on_progress
         self.user_id = job.created_by_id
         self.reason = job.history_reason
-        self.first_row_of: dict[str, int] = {}
+        self.first_row_of = FirstRows()
         self.writer = RowWriter()
 
     # -- reading --------------------------------------------------------------

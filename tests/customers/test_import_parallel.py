@@ -10,7 +10,7 @@ import pytest
 
 from cim.audit import system_actor
 from customers.imports import pipeline
-from customers.imports.rows import Memo, RowKeys, fingerprint, parse_row, row_values
+from customers.imports.rows import FirstRows, Memo, RowKeys, fingerprint, parse_row, row_values
 from customers.imports.services import import_job_create
 from customers.models import Customer, ImportJob, ImportRowIssue, SourceIdentifier
 
@@ -173,3 +173,20 @@ def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
         assert validators.pool is not None
     assert (row.external_id, row.names[0]) == ("C-1", "Ann Lee")
     assert process._config["daemon"] is True
+
+
+def test_the_first_row_of_each_external_id_is_remembered_compactly():
+    first_rows = FirstRows()
+    ids = [f"CRM-{i}" for i in range(50_000)]
+    for number, external_id in enumerate(ids, start=2):
+        assert first_rows.setdefault(external_id, number) == number
+    # Seen again further down the file (and after the table grew many times).
+    for number, external_id in enumerate(ids, start=2):
+        assert first_rows.setdefault(external_id, 999_999) == number
+    assert first_rows.setdefault("crm-1", 70_000) == 70_000  # ids are compared exactly
+    assert len(first_rows) == 50_001
+    held = sum(
+        column.itemsize * len(column)
+        for column in (first_rows.high, first_rows.low, first_rows.rows)
+    )
+    assert held <= 43 * len(first_rows)
