@@ -11,8 +11,14 @@ import pytest
 from cim.audit import system_actor
 from customers.imports import pipeline
 from customers.imports.rows import FirstRows, Memo, RowKeys, fingerprint, parse_row, row_values
-from customers.imports.services import import_job_create
-from customers.models import Customer, ImportJob, ImportRowIssue, SourceIdentifier
+from customers.imports.services import import_job_create, import_job_run
+from customers.models import (
+    Customer,
+    ImportChunk,
+    ImportJob,
+    ImportRowIssue,
+    SourceIdentifier,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +99,32 @@ def test_a_parallel_import_writes_every_row_once_with_its_history(tmp_path, monk
     again.refresh_from_db()
     assert (again.created, again.updated, again.unchanged) == (0, 0, job.created)
     assert again.rejected == job.rejected
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_cancelled_while_running_stops_with_what_it_committed(
+    tmp_path, monkeypatch, workers
+):
+    """Cancelled after its first chunk: the chunks committed before the writers
+    saw the request are kept and counted, none after, nothing half-written."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 10)
+    job = _job(tmp_path, [f"X-{i},Ann{i},Lee,,,,GB,,," for i in range(200)])
+    original = pipeline.Importer._collect
+
+    def cancel_after_the_first_chunk(self, ticket, totals):
+        going = original(self, ticket, totals)
+        ImportJob.objects.filter(pk=self.job.pk).update(cancel_requested=True)
+        return going
+
+    monkeypatch.setattr(pipeline.Importer, "_collect", cancel_after_the_first_chunk)
+    assert import_job_run(job_id=job.pk) is not None
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+    assert 10 <= job.rows_done < 200
+    assert job.rows_done == job.created == Customer.objects.count()
+    assert job.created == ImportChunk.objects.filter(job=job).count() * 10
+    assert Customer.history.filter(history_type="+").count() == job.created
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
