@@ -179,7 +179,15 @@ def test_encodings_and_delimiters_are_detected(tmp_path, encoding, delimiter):
     }
 
 
-def test_xlsx_files_import_with_dates_as_cells(tmp_path):
+# A sheet over CIM_IMPORT_XLSX_IN_MEMORY_MB is streamed rather than loaded whole.
+@pytest.fixture(params=["in memory", "streamed"])
+def xlsx_reader(request, settings):
+    if request.param == "streamed":
+        settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    return request.param
+
+
+def test_xlsx_files_import_with_dates_as_cells(tmp_path, xlsx_reader):
     import datetime
 
     from openpyxl import Workbook
@@ -196,6 +204,44 @@ def test_xlsx_files_import_with_dates_as_cells(tmp_path):
     ida = SourceIdentifier.objects.get(external_id="X-1").customer
     assert str(ida.date_of_birth) == "1970-05-17"
     assert SourceIdentifier.objects.filter(external_id="1002").exists()
+
+
+def test_a_streamed_sheet_reads_exactly_as_one_loaded_whole(tmp_path, settings):
+    import datetime
+
+    from openpyxl import Workbook
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    from customers.imports.reading import open_sheet
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["External ID", "Name", "Born", "Seen", "Score", "Active", "Note"])
+    sheet.append(["A-1", "Åsa Öberg", datetime.date(1970, 5, 17), None, 12.5, True, "x & <y>"])
+    sheet.append([1002, "Ola", "1981-02-03", datetime.datetime(2024, 1, 2, 3, 4, 5), 7, False])
+    sheet.append([None, None, None, None, None, None, None])
+    sheet.append(["A-3", CellRichText("Ann ", TextBlock(InlineFont(b=True), "Lee")), None])
+    sheet["C5"].number_format = "dd/mm/yyyy"
+    sheet["C5"] = 25000  # a number shown as a date: 1968-06-11
+    sheet["G5"] = "=1+1"
+    path = tmp_path / "mixed.xlsx"
+    book.save(path)
+
+    def read() -> tuple[list[str], list]:
+        found, rows = open_sheet(path)
+        return found.headers, list(rows)
+
+    loaded = read()
+    settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    streamed = read()
+    pad = len(loaded[0])
+    assert streamed[0] == loaded[0]
+    assert [(n, (c + [""] * pad)[:pad]) for n, c in streamed[1]] == [
+        (n, (c + [""] * pad)[:pad]) for n, c in loaded[1]
+    ]
+    assert streamed[1][0] == (2, ["A-1", "Åsa Öberg", "1970-05-17", "", "12.5", "True", "x & <y>"])
+    assert streamed[1][2][1][:3] == ["A-3", "Ann Lee", "1968-06-11"]
 
 
 BAD_ROWS = [
