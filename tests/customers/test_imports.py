@@ -244,6 +244,65 @@ def test_a_streamed_sheet_reads_exactly_as_one_loaded_whole(tmp_path, settings):
     assert streamed[1][2][1][:3] == ["A-3", "Ann Lee", "1968-06-11"]
 
 
+def test_shared_strings_as_excel_writes_them_stream_as_they_load(tmp_path, settings):
+    """Excel keeps a workbook's text in one shared table, rich text as runs."""
+    from customers.imports.reading import open_sheet
+
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    relations = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    cells = "".join(
+        f'<c r="{column}{row}" t="s"><v>{index}</v></c>'
+        for row, indexes in ((1, (0, 1)), (2, (2, 3)))
+        for column, index in zip("AB", indexes, strict=True)
+    )
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="xml" ContentType="application/xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{package}"><Relationship Id="rId1" '
+            f'Type="{relations}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}" xmlns:r="{relations}"><sheets>'
+            '<sheet name="People" sheetId="1" r:id="rId7"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{package}">'
+            f'<Relationship Id="rId7" Type="{relations}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId8" Type="{relations}/sharedStrings" Target="sharedStrings.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/sharedStrings.xml": (
+            f'<sst xmlns="{main}"><si><t>external_id</t></si><si><t>last_name</t></si>'
+            "<si><t>C-&amp;1</t></si><si><r><t>Le</t></r><r><rPr/><t>é</t></r>"
+            "<rPh><t>ignored</t></rPh></si></sst>"
+        ),
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>'
+        + f'<row r="1">{cells[: len(cells) // 2]}</row><row r="2">{cells[len(cells) // 2 :]}</row>'
+        + "</sheetData></worksheet>",
+    }
+    path = tmp_path / "excel.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+
+    loaded = open_sheet(path)
+    loaded = (loaded[0].headers, list(loaded[1]))
+    settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    streamed = open_sheet(path)
+    assert (
+        (streamed[0].headers, list(streamed[1]))
+        == loaded
+        == (
+            ["external_id", "last_name"],
+            [(2, ["C-&1", "Leé"])],
+        )
+    )
+
+
 BAD_ROWS = [
     ("C-9,Zed,Zee,not-an-email,,,GB,,,", "email", "needs exactly one '@'"),
     ("C-9,Zed,Zee,,12,,GB,,,", "phone", "not a valid phone number"),
@@ -343,6 +402,57 @@ def test_a_rejected_file_gets_a_clear_message_and_changes_nothing(tmp_path, make
         Customer.history.count(),
         EmailAddress.objects.count(),
     )
+
+
+def _xlsx_changed(path: Path, part: str, change) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["external_id", "first_name", "last_name"])
+    book.active.append(["C-1", "Ann", "Lee"])
+    book.save(path)
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    parts[part] = change(parts[part])
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return path
+
+
+def _without_declaration(xml: bytes) -> bytes:
+    return xml.split(b"?>", 1)[1] if xml.startswith(b"<?xml") else xml
+
+
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+@pytest.mark.parametrize(
+    ("part", "change", "message"),
+    [
+        # Past the first 4 KB that check_xlsx reads: the streaming parser refuses it.
+        (
+            SHEET,
+            lambda xml: (
+                b"<!--"
+                + b"x" * 8000
+                + b'--><!DOCTYPE x [<!ENTITY e "boom">]>'
+                + _without_declaration(xml)
+            ),
+            "cannot be opened",
+        ),
+        (SHEET, lambda xml: xml[: len(xml) // 2], "cannot be opened"),
+        (SHEET, lambda xml: xml.replace(b">Ann<", b">" + b"A" * 40_000 + b"<"), "larger than"),
+    ],
+)
+def test_a_broken_streamed_sheet_is_refused_and_changes_nothing(
+    tmp_path, settings, part, change, message
+):
+    settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    with pytest.raises(CommandError) as caught:
+        run_import(_xlsx_changed(tmp_path / "broken.xlsx", part, change))
+    assert message in str(caught.value)
+    assert not Customer.objects.exists()
 
 
 def test_a_file_over_the_size_limit_is_refused(tmp_path, settings):
