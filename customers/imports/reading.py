@@ -205,7 +205,13 @@ def open_xlsx(path: Path) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
     check_xlsx(path)
     limit = int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
     try:
-        rows = _calamine_rows(path) if sheet_size(path) <= limit else xlsx_rows(path)
+        streamed = sheet_size(path) > limit
+    except XlsxError:
+        # Parts where this reader does not look for them: calamine reads what
+        # it finds, and refuses what is broken.
+        streamed = False
+    try:
+        rows = xlsx_rows(path) if streamed else _calamine_rows(path)
         _, headers = next(rows)
     except StopIteration:
         raise FileRejected(FILE_NO_HEADER) from None
