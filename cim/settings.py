@@ -277,7 +277,7 @@ CIM_DEFAULT_PHONE_REGION = os.environ.get("CIM_DEFAULT_PHONE_REGION", "GB")
 CIM_DEMO_PASSWORD = os.environ.get("CIM_DEMO_PASSWORD", "cim-demo-password")
 CIM_IMPORT_MAX_MB = int(os.environ.get("CIM_IMPORT_MAX_MB", "200"))
 # An XLSX sheet whose XML is larger is read as a stream (constant memory, about
-# 10,000 rows/s) rather than whole into memory (1.7x the XML, about 60,000 rows/s).
+# 20,000 rows/s) rather than whole into memory (1.7x the XML, about 60,000 rows/s).
 CIM_IMPORT_XLSX_IN_MEMORY_MB = int(os.environ.get("CIM_IMPORT_XLSX_IN_MEMORY_MB", "100"))
 # Rows per committed chunk: the most a crash can make an import redo.
 CIM_IMPORT_CHUNK_ROWS = int(os.environ.get("CIM_IMPORT_CHUNK_ROWS", "2000"))

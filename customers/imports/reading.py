@@ -201,7 +201,7 @@ def open_xlsx(path: Path) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
     python-calamine reads about 60,000 rows/s but holds the whole sheet in
     memory (about 1.7x its XML: 462 MB for a 300k-row sheet), so a sheet whose
     XML is larger than CIM_IMPORT_XLSX_IN_MEMORY_MB streams instead, at about
-    a sixth of the speed, in constant memory (customers/imports/xlsx.py)."""
+    a third of the speed, in constant memory (customers/imports/xlsx.py)."""
     check_xlsx(path)
     limit = int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
     try:
