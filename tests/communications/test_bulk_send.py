@@ -299,9 +299,8 @@ def test_a_job_cancelled_while_running_stops_at_the_next_chunk(support, template
 
 
 def test_support_starts_a_bulk_send_and_watches_its_progress(
-    support, client_for, template, audience, settings, django_capture_on_commit_callbacks
+    support, client_for, template, audience, celery_eager, django_capture_on_commit_callbacks
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     client = client_for(support)
     assert client.get("/communications/bulk/new/?q=Ann").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
