@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -64,9 +65,8 @@ from .rows import (
 
 User = get_user_model()
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
-# Processes that validate chunks while the job's own process writes earlier ones
-# (settings.CIM_IMPORT_WORKERS; 1 is inline).
-DEFAULT_WORKERS = 1
+# Processes that validate and write chunks (settings.CIM_IMPORT_WORKERS; 1 is inline).
+DEFAULT_WORKERS = 2
 # Tables the chunks look rows up in by key, and how many chunks apart the
 # import checks whether their planner statistics still describe them.
 LOOKED_UP = (SourceIdentifier, Customer, EmailAddress, PhoneNumber, PostalAddress)
@@ -158,7 +158,7 @@ class Staged:
     stored_of: dict[int, StoredId] = field(default_factory=dict)
     parsed: list[ParsedRow] | None = None
 
-    @property
+    @cached_property
     def customers(self) -> set[int]:
         """The stored customers the chunk's rows may write to."""
         return {*self.unchanged, *(stored.customer_id for stored in self.stored_of.values())}
@@ -232,7 +232,7 @@ def _validate_rows(
 def _write_in_worker(staged: Staged) -> ChunkResult:
     """What a writing process runs: validate the chunk, write it, commit it."""
     importer = _worker_importer
-    staged.parsed = _validate_rows(importer.columns, importer.lenient, staged.to_parse)
+    staged.parsed = importer._validate(staged.to_parse)
     result = importer._commit_chunk(staged)
     # Only the first issues travel back, for the summary; all are stored.
     del result.issues[PREVIEW_ISSUES:]
@@ -341,9 +341,7 @@ class Validators(_Runner):
                 _validate_rows, (importer.columns, importer.lenient, staged.to_parse)
             )
         else:
-            validated = _Done(
-                _validate_rows(importer.columns, importer.lenient, staged.to_parse, importer.memo)
-            )
+            validated = _Done(importer._validate(staged.to_parse))
         return _Inline(importer, staged, validated)
 
 
@@ -359,18 +357,17 @@ class Writers(_Runner):
     the results back in file order.
     """
 
-    def submit(self, staged: Staged, *, full: bool):
+    def __init__(self, importer: Importer, workers: int) -> None:
+        super().__init__(importer, workers)
         if connection.in_atomic_block:
             # Run inside a caller's transaction (a test's): other connections
             # could not see what it holds, so this process writes it all.
             self.lookahead = 0
+
+    def submit(self, staged: Staged, *, full: bool):
         pool = self._pool(full=full, importer=self.importer)
         if pool is None:
-            importer = self.importer
-            validated = _validate_rows(
-                importer.columns, importer.lenient, staged.to_parse, importer.memo
-            )
-            return _Inline(importer, staged, _Done(validated))
+            return _Inline(self.importer, staged, _Done(self.importer._validate(staged.to_parse)))
         return _Pooled(staged, pool.apply_async(_write_in_worker, (staged,)))
 
 
@@ -505,6 +502,9 @@ class Importer:
                 yield fresh
 
     # -- one chunk ------------------------------------------------------------
+
+    def _validate(self, rows: list[tuple[int, list[str], str]]) -> list[ParsedRow]:
+        return _validate_rows(self.columns, self.lenient, rows, self.memo)
 
     def _stage(self, chunk) -> Staged:
         """Sort the chunk's rows before validation. A re-import skips

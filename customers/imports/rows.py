@@ -208,6 +208,7 @@ class FirstRows:
         old = (self.high, self.low, self.rows)
         self._allocate(2 * (self.mask + 1))
         mask, highs, lows, rows = self.mask, self.high, self.low, self.rows
+        # _place's probe without its comparison: the ids moved are all distinct.
         for high, low, row in zip(*old, strict=True):
             if row != self.EMPTY:
                 slot = high & mask

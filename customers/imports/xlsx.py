@@ -118,35 +118,48 @@ def _feed(part, parser) -> Iterator[None]:
 
 
 class _TextCollector:
-    """The text of <t> elements (not inside phonetic <rPh>), per `item` element."""
+    """expat handlers gathering the text of `tags` elements (not inside phonetic
+    <rPh>) per `item` element, for `done`; `opened` and `closed` hear of the
+    other elements."""
 
-    def __init__(self, item: str, done) -> None:
-        self.item, self.done = item, done
+    def __init__(self, item: str, done, tags: tuple[str, ...] = ("t",)) -> None:
+        self.item, self.done, self.tags = item, done, tags
         self.parts: list[str] = []
         self.collecting = False
         self.phonetic = False
 
-    def start(self, name: str, _attributes) -> None:
+    def start(self, name: str, attributes: dict) -> None:
         name = _local(name)
-        if name == "t":
+        if name in self.tags:
             self.collecting = not self.phonetic
-        elif name == "rPh":
-            self.phonetic = True
         elif name == self.item:
             self.parts = []
+            self.opened(name, attributes)
+        elif name == "rPh":
+            self.phonetic = True
+        else:
+            self.opened(name, attributes)
 
     def end(self, name: str) -> None:
         name = _local(name)
-        if name == "t":
+        if name in self.tags:
             self.collecting = False
-        elif name == "rPh":
-            self.phonetic = False
         elif name == self.item:
             self.done("".join(self.parts))
+        elif name == "rPh":
+            self.phonetic = False
+        else:
+            self.closed(name)
 
     def text(self, data: str) -> None:
         if self.collecting:
             self.parts.append(data)
+
+    def opened(self, name: str, attributes: dict) -> None:
+        pass
+
+    def closed(self, name: str) -> None:
+        pass
 
 
 def _shared_strings(archive: zipfile.ZipFile, path: str | None) -> CompactStrings:
@@ -205,55 +218,37 @@ def sheet_size(path) -> int:
         raise XlsxError(str(error)) from None
 
 
-class _SheetRows:
-    """expat handlers that turn a sheet's XML into (row number, cells) rows."""
+class _SheetRows(_TextCollector):
+    """expat handlers that turn a sheet's XML into (row number, cells) rows: a
+    cell's text is its <v>, or its inline string's <t>s."""
 
     def __init__(self, strings: CompactStrings, date_styles: frozenset[int], epoch) -> None:
+        super().__init__("c", self._cell_done, tags=("v", "t"))
         self.strings, self.date_styles, self.epoch = strings, date_styles, epoch
         self.ready: list[tuple[int, list[str]]] = []
         self.cells: dict[int, str] = {}
         self.row_number = 0
-        self.cell: tuple[int, str, str] | None = None  # column, type, style
-        self.parts: list[str] = []
-        self.collecting = False
-        self.phonetic = False
+        self.cell: tuple[int, str, str] = (0, "n", "0")  # column, type, style
 
-    def start(self, name: str, attributes: dict) -> None:
-        name = _local(name)
+    def opened(self, name: str, attributes: dict) -> None:
+        reference = attributes.get("r")
         if name == "c":
-            reference = attributes.get("r")
             column = _column(reference) if reference else len(self.cells)
             self.cell = (column, attributes.get("t", "n"), attributes.get("s", "0"))
-            self.parts = []
-        elif name in ("v", "t"):
-            self.collecting = self.cell is not None and not self.phonetic
         elif name == "row":
-            reference = attributes.get("r")
             self.row_number = int(reference) if reference else self.row_number + 1
             self.cells = {}
-        elif name == "rPh":
-            self.phonetic = True
 
-    def end(self, name: str) -> None:
-        name = _local(name)
-        if name in ("v", "t"):
-            self.collecting = False
-        elif name == "c" and self.cell is not None:
-            column, kind, style = self.cell
-            self.cells[column] = self._value(kind, style, "".join(self.parts))
-            self.cell = None
-        elif name == "row":
-            if self.cells:
-                row = [""] * (max(self.cells) + 1)
-                for column, text in self.cells.items():
-                    row[column] = text
-                self.ready.append((self.row_number, row))
-        elif name == "rPh":
-            self.phonetic = False
+    def closed(self, name: str) -> None:
+        if name == "row" and self.cells:
+            row = [""] * (max(self.cells) + 1)
+            for column, text in self.cells.items():
+                row[column] = text
+            self.ready.append((self.row_number, row))
 
-    def text(self, data: str) -> None:
-        if self.collecting:
-            self.parts.append(data)
+    def _cell_done(self, text: str) -> None:
+        column, kind, style = self.cell
+        self.cells[column] = self._value(kind, style, text)
 
     def _value(self, kind: str, style: str, text: str) -> str:
         if kind == "s":
@@ -287,7 +282,5 @@ def xlsx_rows(path) -> Iterator[tuple[int, list[str]]]:
                 for _ in _feed(part, _expat(sheet.start, sheet.end, sheet.text)):
                     yield from sheet.ready
                     sheet.ready.clear()
-        except (KeyError, ValueError, IndexError, expat.ExpatError) as error:
-            raise XlsxError(str(error)) from None
-        except ElementTree.ParseError as error:
-            raise XlsxError(str(error)) from None
+        except (KeyError, ValueError, IndexError, expat.ExpatError, ElementTree.ParseError) as e:
+            raise XlsxError(str(e)) from None
