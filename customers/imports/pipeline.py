@@ -72,6 +72,7 @@ DEFAULT_WORKERS = 2
 LOOKED_UP = (SourceIdentifier, Customer, EmailAddress, PhoneNumber, PostalAddress)
 STATISTICS_EVERY = 10
 PREVIEW_SAMPLE = 20
+ID_SEPARATOR = "\x1f"
 PREVIEW_ISSUES = 200
 NO_EXTERNAL_ID_COLUMN = (
     "No column is mapped to external_id, so no row can identify its customer. "
@@ -416,7 +417,17 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
     found: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql + "s.external_id = ANY(%s)", [source, external_ids])
+            joined = ID_SEPARATOR.join(external_ids)
+            if joined.count(ID_SEPARATOR) == len(external_ids) - 1:
+                # One text that PostgreSQL splits: psycopg adapts a list of
+                # strings element by element in Python, in the job's process,
+                # which is what bounds a re-import.
+                cursor.execute(
+                    sql + "s.external_id = ANY(string_to_array(%s, %s))",
+                    [source, joined, ID_SEPARATOR],
+                )
+            else:  # an id holds the separator itself
+                cursor.execute(sql + "s.external_id = ANY(%s)", [source, external_ids])
             return cursor.fetchall()
         for start in range(0, len(external_ids), 500):  # SQLite's limit on parameters
             batch = external_ids[start : start + 500]

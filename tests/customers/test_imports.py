@@ -643,27 +643,3 @@ def test_an_import_queues_an_incremental_duplicate_scan(
     with django_capture_on_commit_callbacks(execute=True):
         run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))  # changes nothing
     assert DuplicateScan.objects.count() == 1
-
-
-@pytest.mark.parametrize("lenient", [False, True])
-@pytest.mark.parametrize(
-    "cells",
-    [
-        ["C-1", " Ann ", "Lee", "ann@example.com"],
-        ["C-2", "", "{x}", ""],  # braces and blanks
-        ["C-3", "Bob"],  # a short row: the missing cells are blank
-        [" C-4 ", "Zoë", "O'Neil", "z@example.com", "an extra cell"],
-    ],
-)
-def test_a_rows_quick_keys_are_the_fingerprint_of_its_values(cells, lenient):
-    from customers.imports.rows import RowKeys, fingerprint, row_values
-
-    columns = {"external_id": 0, "first_name": 1, "last_name": 2, "email": 3}
-    values = row_values(cells, columns)
-    assert RowKeys(columns, lenient)(cells) == (
-        values["external_id"],
-        fingerprint(values, lenient),
-    )
-    assert RowKeys({"external_id": 0}, lenient)(cells)[1] == fingerprint(
-        row_values(cells, {"external_id": 0}), lenient
-    )
