@@ -644,8 +644,8 @@ def _pipeline(path: Path, *, source: str) -> tuple[dict, float]:
 
     started = time.perf_counter()
     job = import_job_create(actor=system_actor(), source=source, original_name=path.name, path=path)
-    pipeline.Importer(job, dry_run=True).check_file()
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    rows = pipeline.Importer(job, dry_run=True).check_file()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED, rows_total=rows)
     summary = import_job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
     job.refresh_from_db()

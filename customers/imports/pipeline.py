@@ -20,7 +20,8 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import islice
@@ -61,6 +62,7 @@ from .rows import (
     ParsedRow,
     RowKeys,
     parse_row,
+    validators_warmed,
 )
 
 User = get_user_model()
@@ -250,6 +252,7 @@ def _fork_pool(workers: int, importer: Importer | None = None):
     their own database connections, so the parent closes its own first."""
     if importer is not None:
         connections.close_all()
+    validators_warmed()
     process = multiprocessing.current_process()
     daemon = process._config.get("daemon")
     process._config["daemon"] = False
@@ -462,7 +465,7 @@ class Importer:
         self.on_progress = on_progress
         self.user_id = job.created_by_id
         self.reason = job.history_reason
-        self.first_row_of = FirstRows()
+        self.first_row_of = FirstRows(expected=job.rows_total or 0)
         self.writer = RowWriter()
 
     # -- reading --------------------------------------------------------------
@@ -517,19 +520,80 @@ class Importer:
     def _validate(self, rows: list[tuple[int, list[str], str]]) -> list[ParsedRow]:
         return _validate_rows(self.columns, self.lenient, rows, self.memo)
 
-    def _stage(self, chunk) -> Staged:
-        """Sort the chunk's rows before validation. A re-import skips
-        unread the same row as the last import from this source, of a customer
-        nobody changed since; a repeated external id is rejected unread."""
-        staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))
-        keys = [self.row_keys(cells) for _, cells in chunk]
-        known = {
+    def _keyed(self, chunk) -> list[tuple[str, str]]:
+        return [self.row_keys(cells) for _, cells in chunk]
+
+    def _stored(self, keys: list[tuple[str, str]]) -> dict[str, StoredId]:
+        return {
             stored.external_id: stored
             for stored in map(
                 StoredId._make,
                 _source_identifiers(self.job.source, [key[0] for key in keys if key[0]]),
             )
         }
+
+    def _looked_up(self, chunks, *, forked: Callable[[], bool]):
+        """(chunk, its rows' keys, their stored source identifiers) for each chunk.
+
+        On PostgreSQL, once the writing processes are forked (`forked`), a chunk's
+        stored ids are looked up in a thread on its own connection while the
+        next chunk is read: the job's process bounds a re-import, and it would
+        otherwise wait for each lookup. The lookup may run before the earlier
+        chunks commit, as it already does with several writers: their rows have
+        other external ids, and a chunk whose customers they write to is
+        staged again after them (_overlaps).
+        """
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            for chunk in chunks:
+                keys = self._keyed(chunk)
+                yield chunk, keys, self._stored(keys)
+            return
+        executor, ahead = None, None
+
+        def resolved(ahead):
+            chunk, keys, future = ahead
+            return chunk, keys, future.result()
+
+        try:
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except FileRejected:
+                    # The rows before the broken one are still written.
+                    if ahead is not None:
+                        yield resolved(ahead)
+                    raise
+                if chunk is None:
+                    break
+                keys = self._keyed(chunk)
+                if executor is None and not forked():
+                    yield chunk, keys, self._stored(keys)
+                    continue
+                if executor is None:
+                    # Started after the fork: a forked process has only the thread
+                    # that forked it, so no lock can be held by a missing thread.
+                    executor = ThreadPoolExecutor(1, thread_name_prefix="import-lookup")
+                future = executor.submit(self._stored, keys)
+                if ahead is not None:
+                    yield resolved(ahead)
+                ahead = (chunk, keys, future)
+            if ahead is not None:
+                yield resolved(ahead)
+        finally:
+            if executor is not None:
+                # The thread's connection is closed by the thread that opened it.
+                executor.submit(connections.close_all).result()
+                executor.shutdown()
+
+    def _stage(self, chunk, keys=None, known=None) -> Staged:
+        """Sort the chunk's rows before validation. A re-import skips
+        unread the same row as the last import from this source, of a customer
+        nobody changed since; a repeated external id is rejected unread."""
+        staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))
+        if keys is None:
+            keys = self._keyed(chunk)
+        if known is None:
+            known = self._stored(keys)
         for (number, cells), (external_id, row_fingerprint) in zip(chunk, keys, strict=True):
             if external_id:
                 first = self.first_row_of.setdefault(external_id, number)
@@ -871,20 +935,22 @@ class Importer:
         with collector_relaxed(), runner_class(self, self.workers) as runner:
             pending: deque = deque()
             try:
-                for chunk in self._chunks():
-                    staged = self._stage(chunk)
-                    if not self.dry_run and self._overlaps(staged, pending):
-                        # Rows of this chunk write to customers an earlier chunk
-                        # writes to (source ids merged into one customer): read
-                        # them once that chunk is committed, as if in one process.
-                        if not self._collect_all(pending, totals):
-                            return {"cancelled": True}
-                        staged = self._stage(chunk)
-                    pending.append(runner.submit(staged, full=len(chunk) >= CHUNK_ROWS))
-                    while len(pending) > runner.lookahead:
-                        if not self._collect(pending.popleft(), totals):
-                            self._collect_all(pending, totals)
-                            return {"cancelled": True}
+                looked_up = self._looked_up(self._chunks(), forked=lambda: runner.pool is not None)
+                with closing(looked_up):
+                    for chunk, keys, known in looked_up:
+                        staged = self._stage(chunk, keys, known)
+                        if not self.dry_run and self._overlaps(staged, pending):
+                            # Rows of this chunk write to customers an earlier chunk
+                            # writes to (source ids merged into one customer): read
+                            # them once that chunk is committed, as if in one process.
+                            if not self._collect_all(pending, totals):
+                                return {"cancelled": True}
+                            staged = self._stage(chunk)
+                        pending.append(runner.submit(staged, full=len(chunk) >= CHUNK_ROWS))
+                        while len(pending) > runner.lookahead:
+                            if not self._collect(pending.popleft(), totals):
+                                self._collect_all(pending, totals)
+                                return {"cancelled": True}
             except FileRejected:
                 # The rows before the broken one are written, as without lookahead.
                 self._collect_all(pending, totals)

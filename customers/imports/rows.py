@@ -178,7 +178,11 @@ class FirstRows:
 
     EMPTY = 0  # no row of a file is numbered 0: row 1 is the header
 
-    def __init__(self, capacity: int = 1 << 16) -> None:
+    def __init__(self, expected: int = 0) -> None:
+        """Room for `expected` ids (the file's rows, when known) without growing."""
+        capacity = 1 << 16
+        while capacity * 3 < expected * 4:
+            capacity *= 2
         self._allocate(capacity)
         self.count = 0
 
@@ -352,3 +356,32 @@ def parse_row(
         else:
             optional("street", ADDRESS_INCOMPLETE)
     return row
+
+
+WARM_UP_ROW = {
+    "external_id": "W-1",
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann.lee@example.com",
+    "phone": "+44 20 7946 0958",
+    "date_of_birth": "1985-04-12",
+    "country": "GB",
+    "preferred_language": "en",
+    "street": "1 High St",
+    "city": "London",
+    "postcode": "SW1A 1AA",
+}
+
+
+def validators_warmed() -> None:
+    """Validate one row, so what the validators build on first use (Django's
+    email patterns, phonenumbers' metadata) exists before processes fork: each
+    forked process would otherwise compile it again for itself."""
+    names = list(WARM_UP_ROW)
+    parse_row(
+        1,
+        list(WARM_UP_ROW.values()),
+        {name: index for index, name in enumerate(names)},
+        lenient=False,
+        row_fingerprint="-",
+    )

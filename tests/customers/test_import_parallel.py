@@ -4,9 +4,12 @@ the shortcuts a re-import takes (fingerprints, remembered normalisations) give
 exactly what the full path gives."""
 
 import multiprocessing
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 
 from cim.audit import system_actor
 from customers.imports import pipeline
@@ -94,11 +97,40 @@ def test_a_parallel_import_writes_every_row_once_with_its_history(tmp_path, monk
         (issue["row"], issue["message"]) for issue in expected["issues"]
     ]
 
+    looked_up_in = []
+    lookup = pipeline._source_identifiers
+
+    def recorded(source, external_ids):
+        looked_up_in.append(threading.current_thread().name)
+        return lookup(source, external_ids)
+
+    monkeypatch.setattr(pipeline, "_source_identifiers", recorded)
+    connected = _connections()
     again = _job(tmp_path, _rows(140), name="again.csv")
     pipeline.Importer(again, dry_run=False, workers=2).run()
     again.refresh_from_db()
     assert (again.created, again.updated, again.unchanged) == (0, 0, job.created)
     assert again.rejected == job.rejected
+    if connection.vendor == "postgresql":
+        # Once the writers run, each chunk's stored ids are looked up beside the
+        # job's process, on a connection closed when the job ends.
+        assert looked_up_in[0] == "MainThread"
+        assert {name.split("_")[0] for name in looked_up_in[1:]} == {"import-lookup"}
+        # The writers' connections end with their processes, a moment after.
+        deadline = time.monotonic() + 10
+        while _connections() > connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _connections() == connected
+
+
+def _connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            if connection.vendor == "postgresql"
+            else "SELECT 0"
+        )
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -238,3 +270,11 @@ def test_the_first_row_of_each_external_id_is_remembered_compactly():
         for column in (first_rows.high, first_rows.low, first_rows.rows)
     )
     assert held <= 43 * len(first_rows)
+
+
+def test_a_table_sized_for_the_file_never_grows():
+    first_rows = FirstRows(expected=100_000)
+    capacity = len(first_rows.rows)
+    for number in range(2, 100_002):
+        first_rows.setdefault(f"CRM-{number}", number)
+    assert len(first_rows.rows) == capacity <= 4 * 100_000

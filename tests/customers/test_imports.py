@@ -59,6 +59,8 @@ def run_import(path, *args) -> dict:
 def test_a_file_creates_customers_with_normalised_contact_points(tmp_path):
     summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
     assert (summary["created"], summary["updated"], summary["errors"]) == (3, 0, 0)
+    # Counted before the run, so its progress has an end (and an ETA).
+    assert ImportJob.objects.get().rows_total == 3
     ann = SourceIdentifier.objects.get(source="crm", external_id="C-1").customer
     assert ann.display_name == "Ann Lee"
     assert ann.emails.get().email == "Ann.Lee@example.com"
@@ -541,8 +543,8 @@ def test_a_chunk_committed_meanwhile_by_another_run_of_the_job_is_not_written_ag
     job.refresh_from_db()
     original = pipeline.Importer._stage
 
-    def committed_by_another_process_once_staged(self, chunk):
-        staged = original(self, chunk)
+    def committed_by_another_process_once_staged(self, chunk, *looked_up):
+        staged = original(self, chunk, *looked_up)
         if chunk[0][0] == 2:
             ImportChunk.objects.create(job=self.job, first_row=2, last_row=3)
         return staged

@@ -63,13 +63,15 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
             return
         try:
-            pipeline.Importer(job, dry_run=True, lenient=lenient).check_file()
+            rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file()
         except FileRejected as error:
             ImportJob.objects.filter(pk=job.pk).update(
                 status=ImportJob.Status.FAILED, error_message=str(error)
             )
             raise CommandError(str(error)) from None
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED, lenient=lenient)
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.QUEUED, lenient=lenient, rows_total=rows
+        )
         summary = import_job_run(job_id=job.pk)
         job.refresh_from_db()
         if job.status == ImportJob.Status.FAILED:
