@@ -43,9 +43,11 @@ MAX_QUERY_WORDS = 5
 
 def fold(text: str) -> str:
     """Lower-case, strip accents and punctuation: "Sørensen-Özil" -> "sorensen ozil"."""
-    text = (text or "").lower().translate(_FOLD_EXTRA)
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = (text or "").lower()
+    if not text.isascii():
+        # ASCII has no accents to strip: most names skip the per-character pass.
+        text = unicodedata.normalize("NFKD", text.translate(_FOLD_EXTRA))
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
