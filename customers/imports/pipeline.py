@@ -532,27 +532,27 @@ class Importer:
             )
         }
 
-    def _looked_up(self, chunks, *, forked: Callable[[], bool]):
-        """(chunk, its rows' keys, their stored source identifiers) for each chunk.
+    def _looked_up(self, chunks, *, forked: Callable[[], bool], pending: deque):
+        """(chunk, its rows' keys, their stored source identifiers, the chunks in
+        flight when they were looked up) for each chunk.
 
         On PostgreSQL, once the writing processes are forked (`forked`), a chunk's
         stored ids are looked up in a thread on its own connection while the
         next chunk is read: the job's process bounds a re-import, and it would
-        otherwise wait for each lookup. The lookup may run before the earlier
-        chunks commit, as it already does with several writers: their rows have
-        other external ids, and a chunk whose customers they write to is
-        staged again after them (_overlaps).
+        otherwise wait for each lookup. A lookup sees what was committed when it
+        ran: the earlier chunks then in flight (`pending`) are those whose
+        customers the chunk must not share (_overlaps).
         """
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             for chunk in chunks:
                 keys = self._keyed(chunk)
-                yield chunk, keys, self._stored(keys)
+                yield chunk, keys, self._stored(keys), tuple(pending)
             return
         executor, ahead = None, None
 
         def resolved(ahead):
-            chunk, keys, future = ahead
-            return chunk, keys, future.result()
+            chunk, keys, future, in_flight = ahead
+            return chunk, keys, future.result(), in_flight
 
         try:
             while True:
@@ -567,16 +567,17 @@ class Importer:
                     break
                 keys = self._keyed(chunk)
                 if executor is None and not forked():
-                    yield chunk, keys, self._stored(keys)
+                    yield chunk, keys, self._stored(keys), tuple(pending)
                     continue
                 if executor is None:
                     # Started after the fork: a forked process has only the thread
                     # that forked it, so no lock can be held by a missing thread.
                     executor = ThreadPoolExecutor(1, thread_name_prefix="import-lookup")
+                in_flight = tuple(pending)
                 future = executor.submit(self._stored, keys)
                 if ahead is not None:
                     yield resolved(ahead)
-                ahead = (chunk, keys, future)
+                ahead = (chunk, keys, future, in_flight)
             if ahead is not None:
                 yield resolved(ahead)
         finally:
@@ -935,14 +936,17 @@ class Importer:
         with collector_relaxed(), runner_class(self, self.workers) as runner:
             pending: deque = deque()
             try:
-                looked_up = self._looked_up(self._chunks(), forked=lambda: runner.pool is not None)
+                looked_up = self._looked_up(
+                    self._chunks(), forked=lambda: runner.pool is not None, pending=pending
+                )
                 with closing(looked_up):
-                    for chunk, keys, known in looked_up:
+                    for chunk, keys, known, in_flight in looked_up:
                         staged = self._stage(chunk, keys, known)
-                        if not self.dry_run and self._overlaps(staged, pending):
+                        if not self.dry_run and self._overlaps(staged, (*in_flight, *pending)):
                             # Rows of this chunk write to customers an earlier chunk
-                            # writes to (source ids merged into one customer): read
-                            # them once that chunk is committed, as if in one process.
+                            # writes to (source ids merged into one customer), which
+                            # may have committed after the lookup: read them once
+                            # every earlier chunk is committed, as if in one process.
                             if not self._collect_all(pending, totals):
                                 return {"cancelled": True}
                             staged = self._stage(chunk)
@@ -960,11 +964,13 @@ class Importer:
         return self._preview(totals, time.monotonic() - started)
 
     @staticmethod
-    def _overlaps(staged: Staged, pending: deque) -> bool:
-        if not pending:
+    def _overlaps(staged: Staged, earlier_chunks) -> bool:
+        if not earlier_chunks:
             return False
         customers = staged.customers
-        return bool(customers) and any(customers & earlier.staged.customers for earlier in pending)
+        return bool(customers) and any(
+            customers & earlier.staged.customers for earlier in earlier_chunks
+        )
 
     def _collect_all(self, pending: deque, totals: ChunkResult) -> bool:
         """Collect every pending chunk; False if the job was cancelled meanwhile."""

@@ -192,6 +192,41 @@ def test_a_row_skipped_as_unchanged_is_read_when_an_earlier_chunk_changed_its_cu
     assert previews[0] == previews[1] == (1, 2)
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_chunk_looked_up_before_an_earlier_one_committed_still_sees_its_change(
+    tmp_path, monkeypatch
+):
+    """The same, three chunks apart, with the first chunk slow to commit: the
+    last chunk's stored ids are looked up (beside the job's process) before
+    that commit, and the first chunk is collected before the last is staged."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    fillers = [f"F-{i},Fil,Ler{i},,,,GB,,," for i in range(5)]
+    pipeline.Importer(
+        _job(tmp_path, ["A-1,Ann,Lee,,,,GB,,,", *fillers, "B-1,Bob,Stone,,,,GB,,,"]),
+        dry_run=False,
+        workers=2,
+    ).run()
+    survivor = SourceIdentifier.objects.get(external_id="A-1").customer_id
+    SourceIdentifier.objects.filter(external_id="B-1").update(customer_id=survivor)
+    process = pipeline.Importer._process
+
+    def first_chunk_slow(self, staged):
+        if staged.first_row == 2:
+            time.sleep(1)
+        return process(self, staged)
+
+    monkeypatch.setattr(pipeline.Importer, "_process", first_chunk_slow)
+    job = _job(
+        tmp_path,
+        ["A-1,Ann,Changed,,,,GB,,,", *fillers, "B-1,Bob,Stone,,,,GB,,,"],
+        name="again.csv",
+    )
+    pipeline.Importer(job, dry_run=False, workers=2).run()
+    job.refresh_from_db()
+    assert (job.updated, job.unchanged) == (2, 5)
+    assert Customer.objects.get(pk=survivor).last_name == "Stone"
+
+
 def test_a_rows_fingerprint_changes_with_what_it_says_and_only_with_that():
     columns = {name: index for index, name in enumerate(HEADER.split(","))}
     keys = RowKeys(columns, lenient=False)
