@@ -66,7 +66,14 @@ from .rows import (
 )
 
 User = get_user_model()
+# Rows per chunk: from CHUNK_ROWS for small files up to MAX_CHUNK_ROWS for
+# large ones (chunks_rows_for).
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
+MAX_CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS_MAX", 10_000))
+CHUNKS_PER_FILE = 20
+# Stored ids looked up per query: with many more, PostgreSQL plans a hash join
+# that reads every customer (measured on 1M rows: 26 against 4 us a row).
+LOOKUP_IDS = 2000
 # Processes that validate and write chunks (settings.CIM_IMPORT_WORKERS; 1 is inline).
 DEFAULT_WORKERS = 2
 # Tables the chunks look rows up in by key, and how many chunks apart the
@@ -109,6 +116,17 @@ def compose_display_name(fields: dict) -> str:
             if k in fields
         }
     )
+
+
+def chunk_rows_for(rows_total: int | None) -> int:
+    """Rows per chunk for a file of `rows_total` rows (None: not counted).
+
+    Each chunk costs the same few statements whatever its size, so larger ones
+    write faster (1M rows: 13,821 rows/s with 10,000 a chunk against 12,681
+    with 2,000); a small file keeps small ones, so that its chunks still spread
+    over the writing processes and its progress still moves.
+    """
+    return min(MAX_CHUNK_ROWS, max(CHUNK_ROWS, (rows_total or 0) // CHUNKS_PER_FILE))
 
 
 def job_path(job: ImportJob) -> Path:
@@ -420,18 +438,21 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
     found: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            joined = ID_SEPARATOR.join(external_ids)
-            if joined.count(ID_SEPARATOR) == len(external_ids) - 1:
-                # One text that PostgreSQL splits: psycopg adapts a list of
-                # strings element by element in Python, in the job's process,
-                # which is what bounds a re-import.
-                cursor.execute(
-                    sql + "s.external_id = ANY(string_to_array(%s, %s))",
-                    [source, joined, ID_SEPARATOR],
-                )
-            else:  # an id holds the separator itself
-                cursor.execute(sql + "s.external_id = ANY(%s)", [source, external_ids])
-            return cursor.fetchall()
+            for start in range(0, len(external_ids), LOOKUP_IDS):
+                batch = external_ids[start : start + LOOKUP_IDS]
+                joined = ID_SEPARATOR.join(batch)
+                if joined.count(ID_SEPARATOR) == len(batch) - 1:
+                    # One text that PostgreSQL splits: psycopg adapts a list of
+                    # strings element by element in Python, in the job's process,
+                    # which is what bounds a re-import.
+                    cursor.execute(
+                        sql + "s.external_id = ANY(string_to_array(%s, %s))",
+                        [source, joined, ID_SEPARATOR],
+                    )
+                else:  # an id holds the separator itself
+                    cursor.execute(sql + "s.external_id = ANY(%s)", [source, batch])
+                found += cursor.fetchall()
+            return found
         for start in range(0, len(external_ids), 500):  # SQLite's limit on parameters
             batch = external_ids[start : start + 500]
             cursor.execute(
@@ -466,6 +487,7 @@ class Importer:
         self.user_id = job.created_by_id
         self.reason = job.history_reason
         self.first_row_of = FirstRows(expected=job.rows_total or 0)
+        self.chunk_rows = chunk_rows_for(job.rows_total)
         self.writer = RowWriter()
 
     # -- reading --------------------------------------------------------------
@@ -496,7 +518,7 @@ class Importer:
             return at >= 0 and number <= committed[at][1]
 
         for index in itertools.count():
-            chunk = list(islice(rows, CHUNK_ROWS))
+            chunk = list(islice(rows, self.chunk_rows))
             if not chunk:
                 return
             if not self.dry_run and index % STATISTICS_EVERY == 0:
@@ -950,7 +972,7 @@ class Importer:
                             if not self._collect_all(pending, totals):
                                 return {"cancelled": True}
                             staged = self._stage(chunk)
-                        pending.append(runner.submit(staged, full=len(chunk) >= CHUNK_ROWS))
+                        pending.append(runner.submit(staged, full=len(chunk) >= self.chunk_rows))
                         while len(pending) > runner.lookahead:
                             if not self._collect(pending.popleft(), totals):
                                 self._collect_all(pending, totals)

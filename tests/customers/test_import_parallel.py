@@ -251,7 +251,9 @@ def test_a_rows_fingerprint_changes_with_what_it_says_and_only_with_that():
     assert only_id([]) == only_id([""]) == ("", only_id([""])[1])
 
 
-def test_stored_ids_are_found_whatever_characters_they_hold():
+@pytest.mark.parametrize("per_query", [2000, 2])
+def test_stored_ids_are_found_whatever_characters_they_hold(monkeypatch, per_query):
+    monkeypatch.setattr(pipeline, "LOOKUP_IDS", per_query)
     customer = Customer.objects.create(kind="person", last_name="Lee")
     odd = ["P-1", "P,2", "P\x1f3", "P'4", ""]
     for external_id in odd[:4]:
@@ -260,6 +262,13 @@ def test_stored_ids_are_found_whatever_characters_they_hold():
     for asked in (odd, odd[:2], [odd[2]], []):
         found = pipeline._source_identifiers("crm", asked)
         assert sorted(row[1] for row in found) == sorted(i for i in asked if i)
+
+
+def test_a_large_file_is_written_in_larger_chunks_and_a_small_one_still_spreads():
+    assert pipeline.chunk_rows_for(None) == pipeline.CHUNK_ROWS == 2000
+    assert pipeline.chunk_rows_for(30_000) == 2000  # 15 chunks
+    assert pipeline.chunk_rows_for(100_000) == 5000  # 20 chunks
+    assert pipeline.chunk_rows_for(1_000_000) == pipeline.MAX_CHUNK_ROWS == 10_000
 
 
 def test_remembered_normalisations_give_the_same_rows_as_fresh_ones():

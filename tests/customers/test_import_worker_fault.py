@@ -42,6 +42,7 @@ def start_worker(*, writers: int = 1) -> subprocess.Popen:
         # The worker must write to the test database pytest-django created.
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CIM_IMPORT_CHUNK_ROWS": "100",
+        "CIM_IMPORT_CHUNK_ROWS_MAX": "100",
         "CIM_IMPORT_WORKERS": str(writers),
     }
     return subprocess.Popen(
