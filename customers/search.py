@@ -69,12 +69,24 @@ def phonetic_key(word: str) -> str:
     return (jellyfish.metaphone(word).translate(_KEY_FOLD) or word)[:30]
 
 
+# The keys of words already seen: names repeat their words (an import of a
+# million customers has a few thousand first names). Bounded, so memory stays flat.
+_PHONETIC_KEYS: dict[str, str] = {}
+_PHONETIC_KEYS_LIMIT = 100_000
+
+
 def customer_tokens(display_name: str, *, folded: str | None = None) -> list[tuple[str, str]]:
     """The (word, phonetic key) pairs stored for a customer name, without repeats.
     `folded`: fold(display_name), where the caller has it already."""
     seen: dict[str, str] = {}
+    keys = _PHONETIC_KEYS
     for word in (fold(display_name) if folded is None else folded).split():
-        seen.setdefault(word[:60], phonetic_key(word))
+        key = keys.get(word)
+        if key is None:
+            if len(keys) >= _PHONETIC_KEYS_LIMIT:
+                keys.clear()
+            key = keys[word] = phonetic_key(word)
+        seen.setdefault(word[:60], key)
     return list(seen.items())
 
 
