@@ -13,6 +13,7 @@ from django.db import connection
 
 from cim.audit import system_actor
 from customers.imports import pipeline
+from customers.imports.reading import FileRejected
 from customers.imports.rows import FirstRows, Memo, RowKeys, parse_row
 from customers.imports.services import import_job_create, import_job_run
 from customers.models import (
@@ -225,6 +226,24 @@ def test_a_chunk_looked_up_before_an_earlier_one_committed_still_sees_its_change
     job.refresh_from_db()
     assert (job.updated, job.unchanged) == (2, 5)
     assert Customer.objects.get(pk=survivor).last_name == "Stone"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_that_breaks_while_running_keeps_the_chunks_before_the_break(
+    tmp_path, monkeypatch, workers
+):
+    """A file changed after its check: the chunks read before the broken row are
+    written, also the one whose lookup ran ahead, and the run stops with the
+    file's error, nothing after it."""
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 10)
+    rows = [f"X-{i},Ann{i},Lee,,,,GB,,," for i in range(60)]
+    job = _job(tmp_path, [*rows, 'X-60,"Ann,Lee,,,,GB,,,'])  # an unterminated quote
+    with pytest.raises(FileRejected, match="Row 62: a quoted value is never closed"):
+        pipeline.Importer(job, dry_run=False, workers=workers).run()
+    job.refresh_from_db()
+    assert job.created == job.rows_done == Customer.objects.count() == 60
+    assert ImportChunk.objects.filter(job=job).count() == 6
 
 
 def test_a_rows_fingerprint_changes_with_what_it_says_and_only_with_that():
