@@ -15,6 +15,7 @@ keys and rapidfuzz the final ranking.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -61,6 +62,9 @@ def words(text: str) -> list[str]:
 _KEY_FOLD = str.maketrans({"H": None, "0": "T", "X": "S"})
 
 
+# Names repeat their words (an import of a million customers has a few
+# thousand first names): each word's key is computed once per process.
+@functools.lru_cache(maxsize=100_000)
 def phonetic_key(word: str) -> str:
     if not word.isalpha():
         return word[:30]
@@ -69,24 +73,12 @@ def phonetic_key(word: str) -> str:
     return (jellyfish.metaphone(word).translate(_KEY_FOLD) or word)[:30]
 
 
-# The keys of words already seen: names repeat their words (an import of a
-# million customers has a few thousand first names). Bounded, so memory stays flat.
-_PHONETIC_KEYS: dict[str, str] = {}
-_PHONETIC_KEYS_LIMIT = 100_000
-
-
 def customer_tokens(display_name: str, *, folded: str | None = None) -> list[tuple[str, str]]:
     """The (word, phonetic key) pairs stored for a customer name, without repeats.
     `folded`: fold(display_name), where the caller has it already."""
     seen: dict[str, str] = {}
-    keys = _PHONETIC_KEYS
     for word in (fold(display_name) if folded is None else folded).split():
-        key = keys.get(word)
-        if key is None:
-            if len(keys) >= _PHONETIC_KEYS_LIMIT:
-                keys.clear()
-            key = keys[word] = phonetic_key(word)
-        seen.setdefault(word[:60], key)
+        seen.setdefault(word[:60], phonetic_key(word))
     return list(seen.items())
 
 

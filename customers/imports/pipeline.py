@@ -438,31 +438,28 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
         f"WHERE c.id = s.customer_id), FALSE) "
         f"FROM {sid} s WHERE s.source = %s AND "
     )
+    # SQLite takes at most 999 parameters a statement.
+    per_query = LOOKUP_IDS if connection.vendor == "postgresql" else 500
     found: list[tuple] = []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for start in range(0, len(external_ids), LOOKUP_IDS):
-                batch = external_ids[start : start + LOOKUP_IDS]
-                joined = ID_SEPARATOR.join(batch)
-                if joined.count(ID_SEPARATOR) == len(batch) - 1:
-                    # One text that PostgreSQL splits: psycopg adapts a list of
-                    # strings element by element in Python, in the job's process,
-                    # which is what bounds a re-import.
-                    cursor.execute(
-                        sql + "s.external_id = ANY(string_to_array(%s, %s))",
-                        [source, joined, ID_SEPARATOR],
-                    )
-                else:  # an id holds the separator itself
-                    cursor.execute(sql + "s.external_id = ANY(%s)", [source, batch])
-                found += cursor.fetchall()
-            return found
-        for start in range(0, len(external_ids), 500):  # SQLite's limit on parameters
-            batch = external_ids[start : start + 500]
-            cursor.execute(
-                sql + f"s.external_id IN ({', '.join(['%s'] * len(batch))})", [source, *batch]
-            )
+        for start in range(0, len(external_ids), per_query):
+            condition, params = _external_ids_in(external_ids[start : start + per_query])
+            cursor.execute(sql + condition, [source, *params])
             found += cursor.fetchall()
     return found
+
+
+def _external_ids_in(batch: list[str]) -> tuple[str, list]:
+    """The condition on s.external_id that matches these ids, and its parameters."""
+    if connection.vendor != "postgresql":
+        return f"s.external_id IN ({', '.join(['%s'] * len(batch))})", batch
+    joined = ID_SEPARATOR.join(batch)
+    if joined.count(ID_SEPARATOR) == len(batch) - 1:
+        # One text that PostgreSQL splits: psycopg adapts a list of strings
+        # element by element in Python, in the job's process, which is what
+        # bounds a re-import.
+        return "s.external_id = ANY(string_to_array(%s, %s))", [joined, ID_SEPARATOR]
+    return "s.external_id = ANY(%s)", [batch]  # an id holds the separator itself
 
 
 class Importer:
@@ -568,11 +565,9 @@ class Importer:
         ran: the earlier chunks then in flight (`pending`) are those whose
         customers the chunk must not share (_overlaps).
         """
-        if connection.vendor != "postgresql" or connection.in_atomic_block:
-            for chunk in chunks:
-                keys = self._keyed(chunk)
-                yield chunk, keys, self._stored(keys), tuple(pending)
-            return
+        # Elsewhere (SQLite, a caller's transaction) another connection could
+        # not run beside this one, or see what it holds.
+        ahead_possible = connection.vendor == "postgresql" and not connection.in_atomic_block
         executor, ahead = None, None
 
         def resolved(ahead):
@@ -591,7 +586,7 @@ class Importer:
                 if chunk is None:
                     break
                 keys = self._keyed(chunk)
-                if executor is None and not forked():
+                if executor is None and not (ahead_possible and forked()):
                     yield chunk, keys, self._stored(keys), tuple(pending)
                     continue
                 if executor is None:
@@ -611,13 +606,12 @@ class Importer:
                 executor.submit(connections.close_all).result()
                 executor.shutdown()
 
-    def _stage(self, chunk, keys=None, known=None) -> Staged:
+    def _stage(self, chunk, keys, known=None) -> Staged:
         """Sort the chunk's rows before validation. A re-import skips
         unread the same row as the last import from this source, of a customer
-        nobody changed since; a repeated external id is rejected unread."""
+        nobody changed since; a repeated external id is rejected unread.
+        `known`: the rows' stored identifiers, looked up now if not given."""
         staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))
-        if keys is None:
-            keys = self._keyed(chunk)
         if known is None:
             known = self._stored(keys)
         for (number, cells), (external_id, row_fingerprint) in zip(chunk, keys, strict=True):
@@ -974,7 +968,7 @@ class Importer:
                             # every earlier chunk is committed, as if in one process.
                             if not self._collect_all(pending, totals):
                                 return {"cancelled": True}
-                            staged = self._stage(chunk)
+                            staged = self._stage(chunk, keys)
                         pending.append(runner.submit(staged, full=len(chunk) >= self.chunk_rows))
                         while len(pending) > runner.lookahead:
                             if not self._collect(pending.popleft(), totals):
