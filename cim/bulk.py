@@ -308,9 +308,14 @@ class RowWriter:
         return inserted
 
 
-def statistics_refresh(models_: Iterable[type[models.Model]], *, floor: int = 10_000) -> list[str]:
-    """ANALYZE those of the models' tables (PostgreSQL) that have more than doubled
-    since their last analysis, by at least `floor` rows; their names.
+def statistics_refresh(
+    looked_up: dict[type[models.Model], Sequence[str]], *, floor: int = 10_000
+) -> list[str]:
+    """ANALYZE, for the planner, the columns that rows are looked up by, in those
+    of the models' tables (PostgreSQL) that have more than doubled since their
+    last analysis, by at least `floor` rows; the tables' names.
+
+    `looked_up` maps each model to the columns its lookups filter on.
 
     A bulk load outruns autovacuum (or meets it switched off): a table analysed
     empty, or never, keeps the planner's default guesses, and with them a
@@ -318,19 +323,28 @@ def statistics_refresh(models_: Iterable[type[models.Model]], *, floor: int = 10
     leading column's value (measured on 1M rows: 210 ms against 20 ms once
     analysed). Once analysed, the estimates scale with the table's size, so a
     table needs it again only when it has changed out of recognition.
+
+    Only the looked-up columns: the sample costs the same, but the statistics
+    of every other column are most of the time (customers, 100k rows: 45 ms
+    against 265 to 380). Such an analysis records the table's size (reltuples)
+    but leaves autovacuum's change count alone, so autovacuum still analyses
+    every column later; the size is what "doubled" compares against here.
     """
     if connection.vendor != "postgresql":
         return []
-    tables = [model._meta.db_table for model in models_]
+    columns = {model._meta.db_table: cols for model, cols in looked_up.items()}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
-            "AND n_mod_since_analyze > GREATEST(%s, n_live_tup - n_mod_since_analyze)",
-            [tables, floor],
+            "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.relname = ANY(%s) "
+            "AND s.n_live_tup - GREATEST(c.reltuples, 0) > GREATEST(%s, c.reltuples)",
+            [list(columns), floor],
         )
-        grown = [name for (name,) in cursor.fetchall()]
+        grown = sorted(name for (name,) in cursor.fetchall())
         for table in grown:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+            quote = connection.ops.quote_name
+            names = ", ".join(quote(column) for column in columns[table])
+            cursor.execute(f"ANALYZE {quote(table)} ({names})")
     return grown
 
 

@@ -78,7 +78,14 @@ LOOKUP_IDS = 2000
 DEFAULT_WORKERS = 2
 # Tables the chunks look rows up in by key, and how many chunks apart the
 # import checks whether their planner statistics still describe them.
-LOOKED_UP = (SourceIdentifier, Customer, EmailAddress, PhoneNumber, PostalAddress)
+# The tables a chunk looks rows up in, and the columns it looks them up by.
+LOOKED_UP = {
+    SourceIdentifier: ("source", "external_id"),
+    Customer: ("id",),
+    EmailAddress: ("customer_id",),
+    PhoneNumber: ("customer_id",),
+    PostalAddress: ("customer_id",),
+}
 STATISTICS_EVERY = 10
 PREVIEW_SAMPLE = 20
 ID_SEPARATOR = "\x1f"
