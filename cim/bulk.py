@@ -14,6 +14,25 @@ from contextlib import contextmanager
 
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 
+# The column types (oids) a binary COPY writes: those whose binary dumpers take
+# the values the ORM prepares (int, str, bool, date, aware datetime, Decimal,
+# UUID, JSON). Tables with any other type are copied as text.
+BINARY_COPY_TYPES = frozenset(
+    {
+        20,  # int8
+        21,  # int2
+        23,  # int4
+        25,  # text
+        1043,  # varchar
+        16,  # bool
+        1082,  # date
+        1184,  # timestamptz
+        3802,  # jsonb
+        701,  # float8
+        1700,  # numeric
+        2950,  # uuid
+    }
+)
 MISSING_REFERENCE = "{model} #{pk} does not exist: rows pointing to it cannot be written."
 
 
@@ -47,6 +66,7 @@ class RowWriter:
         # (session_replication_role): None until first asked.
         self._may_skip_fk_checks: bool | None = None
         self._sequences: dict[str, int] = {}
+        self._types: dict[tuple, list[int] | None] = {}
 
     def _defaults(self, model: type[models.Model], columns: Sequence[str]) -> dict[str, object]:
         """The fields a caller does not write, with their defaults, written as constants.
@@ -162,32 +182,18 @@ class RowWriter:
         constants = tuple(defaults.values())
         with connection.cursor() as cursor:
             if self.vendor == "postgresql":
-                # psycopg takes ~3 us to format an aware datetime, and an import
-                # writes several per row, nearly all the same instant (the chunk's
-                # "now"): each distinct one is formatted once, as ISO 8601 text
-                # with its offset, which PostgreSQL reads back to the same instant.
-                texts: dict[dt.datetime, str] = {}
-
-                def text(value):
-                    if not isinstance(value, dt.datetime):
-                        return value
-                    found = texts.get(value)
-                    if found is None:
-                        found = texts[value] = value.isoformat()
-                    return found
-
-                constants = tuple(map(text, constants))
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                    if not datetime_positions:
+                types = self._binary_types(cursor, table, [*columns, *defaults])
+                if types is not None:
+                    # Binary COPY: psycopg dumps each value by the column's type in
+                    # C and PostgreSQL parses nothing. Measured on 100k customer
+                    # rows: 1.2 us of Python and 1.3 of PostgreSQL a row, against
+                    # 3.0 to 4.4 and 4.1 as text with the datetimes preformatted.
+                    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(types)
                         for row in rows:
                             copy.write_row(row + constants)
-                        return
-                    for row in rows:
-                        values = list(row)
-                        for i in datetime_positions:
-                            values[i] = text(values[i])
-                        values += constants
-                        copy.write_row(values)
+                    return
+                self._copy_text(cursor, table, names, rows, constants, datetime_positions)
                 return
             if datetime_positions or constants:
                 # Stored the way the ORM stores them on SQLite: naive UTC text.
@@ -200,6 +206,51 @@ class RowWriter:
             placeholders = ", ".join(["%s"] * (len(columns) + len(constants)))
             sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608
             cursor.executemany(sql, rows)
+
+    def _binary_types(self, cursor, table: str, columns: Sequence[str]) -> list[int] | None:
+        """The type oids of the table's `columns`, for a binary COPY; None when a
+        column's type is not one whose binary form psycopg dumps from the Python
+        values the ORM prepares (the COPY then goes as text)."""
+        key = (table, tuple(columns))
+        if key not in self._types:
+            cursor.execute(
+                "SELECT attname, atttypid FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                [table],
+            )
+            oids = dict(cursor.fetchall())
+            types = [oids.get(column) for column in columns]
+            self._types[key] = types if all(oid in BINARY_COPY_TYPES for oid in types) else None
+        return self._types[key]
+
+    @staticmethod
+    def _copy_text(cursor, table, names, rows, constants, datetime_positions) -> None:
+        # psycopg takes ~3 us to format an aware datetime, and an import
+        # writes several per row, nearly all the same instant (the chunk's
+        # "now"): each distinct one is formatted once, as ISO 8601 text
+        # with its offset, which PostgreSQL reads back to the same instant.
+        texts: dict[dt.datetime, str] = {}
+
+        def text(value):
+            if not isinstance(value, dt.datetime):
+                return value
+            found = texts.get(value)
+            if found is None:
+                found = texts[value] = value.isoformat()
+            return found
+
+        constants = tuple(map(text, constants))
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            if not datetime_positions:
+                for row in rows:
+                    copy.write_row(row + constants)
+                return
+            for row in rows:
+                values = list(row)
+                for i in datetime_positions:
+                    values[i] = text(values[i])
+                values += constants
+                copy.write_row(values)
 
     @contextmanager
     def references_checked_here(

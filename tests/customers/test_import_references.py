@@ -112,9 +112,7 @@ def test_a_table_an_import_has_more_than_doubled_is_analysed_for_the_planner():
     looked_up = {Customer: ["id"], EmailAddress: ["customer_id"]}
     assert statistics_refresh(looked_up, floor=100) == ["customers_customer"]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples FROM pg_class WHERE relname = %s", ["customers_customer"]
-        )
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", ["customers_customer"])
         assert cursor.fetchone()[0] == Customer.objects.count()
     # Analysed, it is not analysed again until it has changed out of recognition.
     Customer.objects.bulk_create([Customer(last_name=f"Kim{i}") for i in range(150)])
@@ -128,3 +126,69 @@ def test_a_table_an_import_has_more_than_doubled_is_analysed_for_the_planner():
             ["customers_customer", ["id", "last_name"]],
         )
         assert [name for (name,) in cursor.fetchall()] == ["id"]
+
+
+@pytest.mark.parametrize("copy_format", ["binary", "text"])
+def test_bulk_written_values_of_every_kind_read_back_exactly(db, monkeypatch, copy_format):
+    """RowWriter copies in binary where it knows every column's type, as text
+    otherwise: either way, what is read back is what was given."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import cim.bulk
+    from communications.models import Invoice
+    from customers.models import ImportRowIssue
+
+    if copy_format == "text":
+        monkeypatch.setattr(cim.bulk, "BINARY_COPY_TYPES", frozenset())
+    customer = Customer.objects.create(kind="person", first_name="Ann", display_name="Ann")
+    job = ImportJob.objects.create(source="crm", original_name="a.csv", stored_path="imports/a.csv")
+    paid = dt.datetime(2026, 3, 29, 1, 30, 0, 250, tzinfo=dt.UTC)
+    writer = RowWriter()
+    writer.insert(
+        Invoice,
+        ("customer_id", "number", "amount", "currency", "issue_date", "due_date", "paid_at"),
+        [
+            (
+                customer.pk,
+                "INV-1",
+                Decimal("1234.50"),
+                "EUR",
+                dt.date(2026, 1, 31),
+                dt.date(2026, 2, 28),
+                paid,
+            ),
+            (
+                customer.pk,
+                "INV-2\ttab \\ back\nline",
+                Decimal("-0.01"),
+                "GBP",
+                dt.date(1999, 12, 31),
+                dt.date(2000, 1, 1),
+                None,
+            ),
+        ],
+    )
+    cells = ["Zoë", "", None, "=1+2", {"nested": [1, 2.5, True]}]
+    writer.insert(
+        ImportRowIssue,
+        ("job_id", "row_number", "level", "column", "message", "cells"),
+        [(job.pk, 7, "error", "email", "Not an e-mail address.", cells)],
+    )
+    assert list(
+        Invoice.objects.order_by("number").values_list(
+            "number", "amount", "issue_date", "due_date", "paid_at", "status"
+        )
+    ) == [
+        ("INV-1", Decimal("1234.50"), dt.date(2026, 1, 31), dt.date(2026, 2, 28), paid, "open"),
+        (
+            "INV-2\ttab \\ back\nline",
+            Decimal("-0.01"),
+            dt.date(1999, 12, 31),
+            dt.date(2000, 1, 1),
+            None,
+            "open",
+        ),
+    ]
+    assert ImportRowIssue.objects.get(job=job).cells == cells
+    assert all((types is not None) == (copy_format == "binary") for types in writer._types.values())
