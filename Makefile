@@ -28,6 +28,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install lint
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=cim.settings_test

@@ -34,7 +34,5 @@ def role_permissions_revoke(apps, grants: dict[str, list[str]]) -> None:
             for perm in perms:
                 app_label, codename = perm.split(".")
                 group.permissions.remove(
-                    *Permission.objects.filter(
-                        content_type__app_label=app_label, codename=codename
-                    )
+                    *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
                 )

@@ -21,7 +21,9 @@ class CustomerCreateForm(CustomerForm):
 
     email = forms.CharField(max_length=254, required=False, label="Email")
     phone = forms.CharField(
-        max_length=40, required=False, label="Phone number",
+        max_length=40,
+        required=False,
+        label="Phone number",
         help_text="Any format; stored as E.164 (+442079460958).",
     )
 

@@ -60,9 +60,7 @@ def restricted_customer_ids_granted_to(user: AbstractBaseUser, *, limit: int) ->
     if not user.is_authenticated or not user.is_active:
         return []
     if user.is_superuser:
-        return list(
-            Customer.objects.filter(restricted=True).values_list("pk", flat=True)[:limit]
-        )
+        return list(Customer.objects.filter(restricted=True).values_list("pk", flat=True)[:limit])
     if not user.has_perm(VIEW_CUSTOMER):
         return []
     by_user = CustomerUserObjectPermission.objects.filter(
@@ -148,7 +146,11 @@ def _identifier_matches(*, user, visible: QuerySet, query: str) -> list[tuple[in
 
 
 def customer_search(
-    *, user: AbstractBaseUser, query: str, page: int = 1, page_size: int = LIST_PAGE_SIZE,
+    *,
+    user: AbstractBaseUser,
+    query: str,
+    page: int = 1,
+    page_size: int = LIST_PAGE_SIZE,
     narrow: Callable[[QuerySet[Customer]], QuerySet[Customer]] | None = None,
 ) -> SearchResults:
     """Visible customers matching a half-remembered name, an email in any case, a
@@ -211,7 +213,10 @@ class CustomerPage:
 
 
 def customers_page(
-    *, user: AbstractBaseUser, after: str = "", page_size: int = LIST_PAGE_SIZE,
+    *,
+    user: AbstractBaseUser,
+    after: str = "",
+    page_size: int = LIST_PAGE_SIZE,
     narrow: Callable[[QuerySet[Customer]], QuerySet[Customer]] | None = None,
 ) -> CustomerPage:
     """Visible customers A to Z, by keyset on (display_name, id): page 5,000 costs
@@ -220,11 +225,9 @@ def customers_page(
     customers = customers_visible_to(user)
     if narrow is not None:
         customers = narrow(customers)
-    customers = (
-        customers
-        .only("id", "display_name", "kind", "country", "status", "restricted")
-        .order_by("display_name", "id")
-    )
+    customers = customers.only(
+        "id", "display_name", "kind", "country", "status", "restricted"
+    ).order_by("display_name", "id")
     name, _, last_id = after.rpartition("|")
     if last_id.isdigit():
         # The plain >= bound lets the (display_name, id) index start at the
@@ -274,7 +277,13 @@ def contact_points_of(*, customer: Customer) -> list[ContactPointRow]:
     panels other apps add.
     """
     address = Concat(
-        "street", Value(", "), "city", Value(" "), "postcode", Value(", "), "country",
+        "street",
+        Value(", "),
+        "city",
+        Value(" "),
+        "postcode",
+        Value(", "),
+        "country",
         output_field=CharField(),
     )
     shapes = []
@@ -287,13 +296,15 @@ def contact_points_of(*, customer: Customer) -> list[ContactPointRow]:
             model.objects.filter(customer=customer)
             .order_by()
             .annotate(
-                c_rank=Value(rank, IntegerField()), c_id=F("id"),
-                c_value=Cast(value, CharField()), c_label=F("label"),
-                c_primary=F("is_primary"), c_valid=F("is_valid"),
+                c_rank=Value(rank, IntegerField()),
+                c_id=F("id"),
+                c_value=Cast(value, CharField()),
+                c_label=F("label"),
+                c_primary=F("is_primary"),
+                c_valid=F("is_valid"),
                 c_reason=F("invalid_reason"),
             )
-            .values_list("c_rank", "c_id", "c_value", "c_label", "c_primary", "c_valid",
-                         "c_reason")
+            .values_list("c_rank", "c_id", "c_value", "c_label", "c_primary", "c_valid", "c_reason")
         )
     rows = shapes[0].union(*shapes[1:], all=True).order_by("c_rank", "-c_primary", "c_id")
     kinds = list(_CONTACT_KINDS)
@@ -302,9 +313,13 @@ def contact_points_of(*, customer: Customer) -> list[ContactPointRow]:
     }
     return [
         ContactPointRow(
-            kind=kinds[rank], id=pk, value=value.strip(", ") if value else "",
-            label=str(labels[kinds[rank]].get(label, label)), is_primary=bool(primary),
-            is_valid=bool(valid), invalid_reason=reason or "",
+            kind=kinds[rank],
+            id=pk,
+            value=value.strip(", ") if value else "",
+            label=str(labels[kinds[rank]].get(label, label)),
+            is_primary=bool(primary),
+            is_valid=bool(valid),
+            invalid_reason=reason or "",
         )
         for rank, pk, value, label, primary, valid, reason in rows
     ]

@@ -154,6 +154,8 @@ def _rejected_pairs(customer_ids: set[int]) -> set[tuple[int, int]]:
         (a, b)
         for a, b in DuplicateCandidate.objects.filter(
             status=DuplicateCandidate.Status.NOT_DUPLICATE
-        ).values_list("customer_a_id", "customer_b_id").iterator(chunk_size=10_000)
+        )
+        .values_list("customer_a_id", "customer_b_id")
+        .iterator(chunk_size=10_000)
         if a in customer_ids and b in customer_ids
     }

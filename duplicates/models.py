@@ -31,7 +31,10 @@ class DuplicateScan(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INCREMENTAL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -97,7 +100,10 @@ class DuplicateCandidate(models.Model):
     found_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -176,7 +182,10 @@ class CustomerMerge(models.Model):
     # A Compliance Officer's confirmation, needed when the two had different
     # national ids or both had an approved KYC case.
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     # Field values of both customers before the merge, and which side each
@@ -189,7 +198,10 @@ class CustomerMerge(models.Model):
     moved = models.JSONField(default=dict)
     added = models.JSONField(default=dict)
     unmerged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     unmerged_at = models.DateTimeField(null=True, blank=True)
@@ -259,9 +271,7 @@ class DuplicateScanChunk(models.Model):
     class Meta:
         ordering = ["scan", "phase", "number"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["scan", "phase", "number"], name="scan_chunk_once"
-            ),
+            models.UniqueConstraint(fields=["scan", "phase", "number"], name="scan_chunk_once"),
         ]
 
     def __str__(self) -> str:
@@ -295,7 +305,10 @@ class MergeRequest(models.Model):
     requested_at = models.DateTimeField(default=timezone.now)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -19,14 +19,13 @@ VALUE_FROM_OUTSIDE = "Each surviving value must come from the survivor or a merg
 
 class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(
-        choices=DuplicateCandidate.Status.choices, required=False,
+        choices=DuplicateCandidate.Status.choices,
+        required=False,
         initial=DuplicateCandidate.Status.OPEN,
     )
     min_score = forms.FloatField(label="Score from", min_value=0, max_value=1, required=False)
     max_score = forms.FloatField(label="Score to", min_value=0, max_value=1, required=False)
-    kind = forms.ChoiceField(
-        choices=[("", "Any kind"), *Customer.Kind.choices], required=False
-    )
+    kind = forms.ChoiceField(choices=[("", "Any kind"), *Customer.Kind.choices], required=False)
 
     def filters(self) -> dict:
         data = self.cleaned_data if self.is_valid() else {}

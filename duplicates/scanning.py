@@ -244,7 +244,9 @@ def _keys_plan(scan: DuplicateScan) -> list[int]:
         for number, first in enumerate(range(low, high + 1, KEYS_CHUNK_IDS)):
             chunks.append(
                 DuplicateScanChunk(
-                    scan=scan, phase="keys", number=number,
+                    scan=scan,
+                    phase="keys",
+                    number=number,
                     params={"first_id": first, "last_id": min(high, first + KEYS_CHUNK_IDS - 1)},
                 )
             )
@@ -261,14 +263,17 @@ def _keys_plan(scan: DuplicateScan) -> list[int]:
         for number, start in enumerate(range(0, len(ids), INCREMENTAL_CHUNK_CUSTOMERS)):
             chunks.append(
                 DuplicateScanChunk(
-                    scan=scan, phase="keys", number=number,
+                    scan=scan,
+                    phase="keys",
+                    number=number,
                     params={"ids": ids[start : start + INCREMENTAL_CHUNK_CUSTOMERS]},
                 )
             )
     created = DuplicateScanChunk.objects.bulk_create(chunks)
     scan.chunks_total, scan.chunks_done, scan.phase = len(created), 0, "keys"
-    scan.save(update_fields=["kind", "model", "changed_since", "chunks_total", "chunks_done",
-                             "phase"])
+    scan.save(
+        update_fields=["kind", "model", "changed_since", "chunks_total", "chunks_done", "phase"]
+    )
     if not created:
         return _advance(scan.pk, "keys")
     return [chunk.pk for chunk in created]
@@ -280,9 +285,7 @@ def _keys_clear() -> None:
             # TRUNCATE refuses while this transaction has deferred foreign-key
             # checks pending (rows written earlier in it): run them first.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(
-                f"TRUNCATE {MatchKey._meta.db_table}, {MatchProfile._meta.db_table}"
-            )
+            cursor.execute(f"TRUNCATE {MatchKey._meta.db_table}, {MatchProfile._meta.db_table}")
             # A full rebuild writes millions of key rows in random key order:
             # maintaining the (key, ...) b-trees row by row costs more than
             # the rows themselves, while building them once from the loaded
@@ -405,7 +408,8 @@ def _keys_indexes_ensure(*, only: tuple[str, ...] = (), analyze: bool = True) ->
             _keys_foreign_keys_ensure()
     present = _keys_indexes_present()
     missing = [
-        sql for name, sql in _keys_index_statements()
+        sql
+        for name, sql in _keys_index_statements()
         if name not in present and (not only or name in only)
     ]
     if not missing:
@@ -495,15 +499,14 @@ def match_keys_refresh(*, customer_ids) -> int:
         for start in range(0, len(ids), 5000):
             batch = ids[start : start + 5000]
             MatchKey.objects.filter(customer_id__in=batch)._raw_delete(MatchKey.objects.db)
-            MatchProfile.objects.filter(customer_id__in=batch)._raw_delete(
-                MatchProfile.objects.db
-            )
+            MatchProfile.objects.filter(customer_id__in=batch)._raw_delete(MatchProfile.objects.db)
         return _keys_write(records_load(ids).values())
 
 
 def _claim(chunk_id: int) -> DuplicateScanChunk | None:
     if not DuplicateScanChunk.objects.filter(
-        pk=chunk_id, status=DuplicateScanChunk.Status.QUEUED,
+        pk=chunk_id,
+        status=DuplicateScanChunk.Status.QUEUED,
         scan__status=DuplicateScan.Status.RUNNING,
     ).update(status=DuplicateScanChunk.Status.RUNNING, claimed_at=timezone.now()):
         return None
@@ -527,11 +530,14 @@ def duplicate_scan_chunk_run(*, chunk_id: int) -> list[int]:
             pairs, found = _incremental_chunk(scan, chunk)
         with transaction.atomic():
             DuplicateScanChunk.objects.filter(pk=chunk.pk).update(
-                status=DuplicateScanChunk.Status.DONE, finished_at=timezone.now(),
-                pairs_compared=pairs, candidates_found=found,
+                status=DuplicateScanChunk.Status.DONE,
+                finished_at=timezone.now(),
+                pairs_compared=pairs,
+                candidates_found=found,
             )
             DuplicateScan.objects.filter(pk=scan.pk).update(
-                chunks_done=F("chunks_done") + 1, heartbeat_at=timezone.now(),
+                chunks_done=F("chunks_done") + 1,
+                heartbeat_at=timezone.now(),
                 pairs_compared=F("pairs_compared") + pairs,
                 candidates_found=F("candidates_found") + found,
             )
@@ -609,14 +615,19 @@ def _pairs_plan(scan: DuplicateScan) -> list[int]:
         for number in range(count):
             buckets = list(range(number, BUCKETS, count))
             chunks.append(
-                DuplicateScanChunk(scan=scan, phase="pairs", number=number,
-                                   params={"buckets": buckets})
+                DuplicateScanChunk(
+                    scan=scan, phase="pairs", number=number, params={"buckets": buckets}
+                )
             )
     else:
         for chunk in scan.chunks.filter(phase="keys").order_by("number"):
             chunks.append(
-                DuplicateScanChunk(scan=scan, phase="pairs", number=chunk.number,
-                                   params={"ids": chunk.params["ids"]})
+                DuplicateScanChunk(
+                    scan=scan,
+                    phase="pairs",
+                    number=chunk.number,
+                    params={"ids": chunk.params["ids"]},
+                )
             )
         scan.records = sum(len(chunk.params["ids"]) for chunk in chunks)
     created = DuplicateScanChunk.objects.bulk_create(chunks)
@@ -644,8 +655,9 @@ def _finish(scan: DuplicateScan) -> None:
     scan.status = DuplicateScan.Status.COMPLETED
     scan.phase = "done"
     scan.finished_at = timezone.now()
-    scan.save(update_fields=["pairs_compared", "candidates_found", "status", "phase",
-                             "finished_at"])
+    scan.save(
+        update_fields=["pairs_compared", "candidates_found", "status", "phase", "finished_at"]
+    )
     model_cache_clear()
 
 
@@ -800,8 +812,9 @@ def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[
     compared = 0
     for record in mine.values():
         for keys in blocks_of[record.id]:
-            members = [profiles[i] for key in keys for i in members_of.get(key, ())
-                       if i in profiles]
+            members = [
+                profiles[i] for key in keys for i in members_of.get(key, ()) if i in profiles
+            ]
             for other in neighbours_of(record, members):
                 # A pair of two changed customers is compared by the lower id's
                 # side only, whichever chunks they are in.
@@ -820,10 +833,10 @@ def _incremental_chunk(scan: DuplicateScan, chunk: DuplicateScanChunk) -> tuple[
 def _changed_ids(scan: DuplicateScan) -> set[int]:
     """The customers an incremental scan compares (its keys chunks' ids)."""
     return {
-        i for params in scan.chunks.filter(phase="keys").values_list("params", flat=True)
+        i
+        for params in scan.chunks.filter(phase="keys").values_list("params", flat=True)
         for i in params.get("ids", ())
     }
-
 
 
 # -- candidates -------------------------------------------------------------------
@@ -850,20 +863,29 @@ def candidates_store(*, scan: DuplicateScan, model: MatchModel, found: list[tupl
             if pair in by_pair:
                 existing[pair] = candidate
     rejected = [c for c in existing.values() if c.status == DuplicateCandidate.Status.NOT_DUPLICATE]
-    updated_at = dict(
-        Customer.objects.filter(
-            id__in={i for c in rejected for i in (c.customer_a_id, c.customer_b_id)}
-        ).values_list("id", "updated_at")
-    ) if rejected else {}
+    updated_at = (
+        dict(
+            Customer.objects.filter(
+                id__in={i for c in rejected for i in (c.customer_a_id, c.customer_b_id)}
+            ).values_list("id", "updated_at")
+        )
+        if rejected
+        else {}
+    )
     new, changed = [], []
     for pair, (a, b, score, weight, pattern) in by_pair.items():
         candidate = existing.get(pair)
         if candidate is None:
             new.append(
                 DuplicateCandidate(
-                    customer_a_id=a.id, customer_b_id=b.id, score=score, match_weight=weight,
-                    explanation=explanation(model, a, b, pattern), scan=scan,
-                    found_at=now, updated_at=now,
+                    customer_a_id=a.id,
+                    customer_b_id=b.id,
+                    score=score,
+                    match_weight=weight,
+                    explanation=explanation(model, a, b, pattern),
+                    scan=scan,
+                    found_at=now,
+                    updated_at=now,
                 )
             )
             continue
@@ -888,9 +910,12 @@ def candidates_store(*, scan: DuplicateScan, model: MatchModel, found: list[tupl
         _candidates_insert(new, actor=actor, reason=reason, now=now)
     if changed:
         bulk_update_with_history(
-            changed, DuplicateCandidate,
+            changed,
+            DuplicateCandidate,
             ["status", "score", "match_weight", "explanation", "scan", "updated_at"],
-            batch_size=2000, default_user=actor, default_change_reason=reason,
+            batch_size=2000,
+            default_user=actor,
+            default_change_reason=reason,
             default_date=now,
         )
     return len(by_pair)
@@ -902,13 +927,13 @@ SCORE_CHANGE_WORTH_STORING = 0.01
 def _materially_changed(candidate: DuplicateCandidate, score: float, explained: list) -> bool:
     """Whether a rescored pair tells a steward something new: a score that moved
     by a point or more, or a comparison whose outcome changed."""
+
     def outcomes(parts: list) -> list:
         return [(part.get("comparison"), part.get("level")) for part in parts]
 
-    return (
-        abs(candidate.score - score) >= SCORE_CHANGE_WORTH_STORING
-        or outcomes(candidate.explanation) != outcomes(explained)
-    )
+    return abs(candidate.score - score) >= SCORE_CHANGE_WORTH_STORING or outcomes(
+        candidate.explanation
+    ) != outcomes(explained)
 
 
 def _candidates_insert(
@@ -930,11 +955,14 @@ def _candidates_insert(
             for c in new
         ]
         table = connection.ops.quote_name(DuplicateCandidate._meta.db_table)
-        with connection.cursor() as cursor, cursor.copy(
-            f"COPY {table} (id, customer_a_id, customer_b_id, score, match_weight, "
-            "explanation, status, scan_id, found_at, updated_at, review_note, conflict) "
-            "FROM STDIN"
-        ) as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                f"COPY {table} (id, customer_a_id, customer_b_id, score, match_weight, "
+                "explanation, status, scan_id, found_at, updated_at, review_note, conflict) "
+                "FROM STDIN"
+            ) as copy,
+        ):
             for start in range(0, len(lines), COPY_BATCH_LINES):
                 copy.write("".join(lines[start : start + COPY_BATCH_LINES]))
     else:

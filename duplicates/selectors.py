@@ -78,9 +78,11 @@ def duplicate_candidates_open(
 def duplicate_candidate_for_user(user: AbstractBaseUser, pk) -> DuplicateCandidate:
     """The pair, or 404 when the user may not see both customers."""
     try:
-        return duplicate_candidates_visible_to(user).select_related(
-            "customer_a", "customer_b", "reviewed_by"
-        ).get(pk=pk)
+        return (
+            duplicate_candidates_visible_to(user)
+            .select_related("customer_a", "customer_b", "reviewed_by")
+            .get(pk=pk)
+        )
     except (DuplicateCandidate.DoesNotExist, ValueError, TypeError):
         raise Http404("No such candidate.") from None
 
@@ -113,7 +115,8 @@ def duplicate_candidate_cluster(
                     ring.add(pk)
     customers = Customer.objects.in_bulk(members)
     return [
-        customers[pk] for pk in members
+        customers[pk]
+        for pk in members
         if pk in customers and customers[pk].status != Customer.Status.MERGED
     ]
 
@@ -169,7 +172,9 @@ def merge_comparison(*, customers: list[Customer], survivor_id: int | None = Non
         for name in MERGE_FIELDS
     ]
     kinds = {
-        "emails": EmailAddress, "phones": PhoneNumber, "addresses": PostalAddress,
+        "emails": EmailAddress,
+        "phones": PhoneNumber,
+        "addresses": PostalAddress,
         "identifiers": SourceIdentifier,
     }
     members = {c.pk: {"customer": c, **{key: [] for key in kinds}} for c in customers}
@@ -177,7 +182,10 @@ def merge_comparison(*, customers: list[Customer], survivor_id: int | None = Non
         for row in model.objects.filter(customer_id__in=list(members)).order_by("pk"):
             members[row.customer_id][key].append(row)
     return Comparison(
-        customers=customers, survivor_id=survivor_id, rows=rows, members=list(members.values()),
+        customers=customers,
+        survivor_id=survivor_id,
+        rows=rows,
+        members=list(members.values()),
         confirmation_reasons=merge_confirmation_reasons(customers=customers),
     )
 
@@ -227,9 +235,13 @@ def merge_list(*, user: AbstractBaseUser, page: int = 1) -> Page:
 
 def merge_for_user(user: AbstractBaseUser, pk) -> CustomerMerge:
     try:
-        return merges_visible_to(user).select_related(
-            "survivor", "merged", "merged_by", "confirmed_by", "unmerged_by", "candidate"
-        ).get(pk=pk)
+        return (
+            merges_visible_to(user)
+            .select_related(
+                "survivor", "merged", "merged_by", "confirmed_by", "unmerged_by", "candidate"
+            )
+            .get(pk=pk)
+        )
     except (CustomerMerge.DoesNotExist, ValueError, TypeError):
         raise Http404("No such merge.") from None
 

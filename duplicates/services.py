@@ -152,8 +152,11 @@ def duplicate_candidate_mark_not_duplicate(
 ) -> DuplicateCandidate:
     """Close the pair for good, unless one side changes after today."""
     return _candidate_decide(
-        candidate=candidate, actor=actor, status=DuplicateCandidate.Status.NOT_DUPLICATE,
-        note=note, why="marked not a duplicate",
+        candidate=candidate,
+        actor=actor,
+        status=DuplicateCandidate.Status.NOT_DUPLICATE,
+        note=note,
+        why="marked not a duplicate",
     )
 
 
@@ -163,8 +166,11 @@ def duplicate_candidate_skip(
 ) -> DuplicateCandidate:
     """Take the pair out of the open queue without deciding it."""
     return _candidate_decide(
-        candidate=candidate, actor=actor, status=DuplicateCandidate.Status.SKIPPED,
-        note=note, why="skipped in review",
+        candidate=candidate,
+        actor=actor,
+        status=DuplicateCandidate.Status.SKIPPED,
+        note=note,
+        why="skipped in review",
     )
 
 
@@ -207,7 +213,9 @@ def _customer_relations() -> list:
     return [
         field
         for field in Customer._meta.get_fields(include_hidden=True)
-        if field.is_relation and field.auto_created and not field.concrete
+        if field.is_relation
+        and field.auto_created
+        and not field.concrete
         and (field.one_to_many or field.one_to_one)
         and not issubclass(field.related_model, HistoricalChanges)
     ]
@@ -268,7 +276,8 @@ def _records_move(
         on_survivor = model._base_manager.filter(**{field.name: survivor})
         taken = [
             (partners, set(on_survivor.values_list(*_attnames(model, partners))))
-            if partners else (partners, {()} if on_survivor.exists() else set())
+            if partners
+            else (partners, {()} if on_survivor.exists() else set())
             for partners in _unique_partners(model, field.name)
         ]
         to_move = []
@@ -313,8 +322,14 @@ def _consent_latest(customer_id: int) -> dict[tuple[str, str], ConsentEntry]:
 
 def _consent_append(*, customer: Customer, actor, granted: bool, key, reason: str, evidence=""):
     entry = ConsentEntry(
-        customer=customer, channel=key[0], purpose=key[1], granted=granted,
-        source=MERGE_CONSENT_SOURCE, captured_by=actor, reason=reason, evidence=evidence,
+        customer=customer,
+        channel=key[0],
+        purpose=key[1],
+        granted=granted,
+        source=MERGE_CONSENT_SOURCE,
+        captured_by=actor,
+        reason=reason,
+        evidence=evidence,
     )
     stamp(entry, actor=actor, reason=reason[:100]).save()
     return entry
@@ -333,7 +348,10 @@ def _consents_most_restrictive(
         withdrawal = withdrawn_before.get(key)
         if entry.granted and withdrawal is not None:
             appended = _consent_append(
-                customer=survivor, actor=actor, granted=False, key=key,
+                customer=survivor,
+                actor=actor,
+                granted=False,
+                key=key,
                 reason=f"{reason}: the most restrictive consent wins",
                 evidence=f"Customer #{withdrawal.customer_id} withdrew on "
                 f"{withdrawal.recorded_at:%Y-%m-%d} (entry #{withdrawal.pk}).",
@@ -343,7 +361,12 @@ def _consents_most_restrictive(
 
 
 def _candidates_resolve(
-    *, merge: CustomerMerge, survivor: Customer, merged: Customer, merge_ids: set[int], actor,
+    *,
+    merge: CustomerMerge,
+    survivor: Customer,
+    merged: Customer,
+    merge_ids: set[int],
+    actor,
     reason: str,
 ) -> None:
     """The merged pair's candidates become "merged". The tombstone's other open
@@ -356,8 +379,10 @@ def _candidates_resolve(
         Q(customer_a=merged) | Q(customer_b=merged)
     )
     for candidate in candidates.order_by("pk"):
-        other = candidate.customer_b_id if candidate.customer_a_id == merged.pk else (
-            candidate.customer_a_id
+        other = (
+            candidate.customer_b_id
+            if candidate.customer_a_id == merged.pk
+            else (candidate.customer_a_id)
         )
         if other in merge_ids:
             candidate.status = DuplicateCandidate.Status.MERGED
@@ -442,8 +467,9 @@ def customers_merge(
     }
     survivor, merged = locked[survivor.pk], [locked[pk] for pk in merged_ids]
     chosen = {name: int(pk) for name, pk in chosen.items()}
-    _merge_check(survivor=survivor, merged=merged, actor=actor, confirmed_by=confirmed_by,
-                 chosen=chosen)
+    _merge_check(
+        survivor=survivor, merged=merged, actor=actor, confirmed_by=confirmed_by, chosen=chosen
+    )
 
     survivor_before = customer_snapshot(survivor)
     chosen = {name: chosen.get(name, survivor.pk) for name in MERGE_FIELDS}
@@ -454,13 +480,21 @@ def customers_merge(
     group = uuid.uuid4() if len(merged) > 1 else None
     merges = []
     for customer in merged:
-        pair_candidate = candidate if candidate and customer.pk in (
-            candidate.customer_a_id, candidate.customer_b_id
-        ) else None
+        pair_candidate = (
+            candidate
+            if candidate and customer.pk in (candidate.customer_a_id, candidate.customer_b_id)
+            else None
+        )
         merge = CustomerMerge(
-            survivor=survivor, merged=customer, candidate=pair_candidate, group=group,
-            merged_by=actor, reason=reason.strip()[:255], confirmed_by=confirmed_by,
-            survivor_before=survivor_before, merged_before=customer_snapshot(customer),
+            survivor=survivor,
+            merged=customer,
+            candidate=pair_candidate,
+            group=group,
+            merged_by=actor,
+            reason=reason.strip()[:255],
+            confirmed_by=confirmed_by,
+            survivor_before=survivor_before,
+            merged_before=customer_snapshot(customer),
             chosen=chosen,
         )
         stamp(merge, actor=actor, reason=reason[:100]).save()
@@ -486,11 +520,18 @@ def customers_merge(
             merge=merge, survivor=survivor, merged=customer, actor=actor, reason=merge_label
         )
         _consents_most_restrictive(
-            merge=merge, survivor=survivor, withdrawn_before=withdrawn_before, actor=actor,
+            merge=merge,
+            survivor=survivor,
+            withdrawn_before=withdrawn_before,
+            actor=actor,
             reason=merge_label,
         )
         _candidates_resolve(
-            merge=merge, survivor=survivor, merged=customer, merge_ids=set(ids), actor=actor,
+            merge=merge,
+            survivor=survivor,
+            merged=customer,
+            merge_ids=set(ids),
+            actor=actor,
             reason=merge_label,
         )
         customer.status, customer.merged_into = Customer.Status.MERGED, survivor
@@ -532,8 +573,13 @@ def merge_request_sign(
         for pk, at in Customer.objects.filter(pk__in=ids).values_list("pk", "updated_at")
     }
     payload = {
-        "survivor": survivor.pk, "merged": ids[1:], "chosen": chosen, "reason": reason.strip(),
-        "candidate": candidate.pk if candidate else None, "by": actor.pk, "stamps": stamps,
+        "survivor": survivor.pk,
+        "merged": ids[1:],
+        "chosen": chosen,
+        "reason": reason.strip(),
+        "candidate": candidate.pk if candidate else None,
+        "by": actor.pk,
+        "stamps": stamps,
     }
     token = signing.dumps(payload, salt=CONFIRMATION_SALT, compress=True)
     # An earlier request for the same records is replaced by this one.
@@ -541,7 +587,10 @@ def merge_request_sign(
         survivor=survivor, customer_ids=ids, status=MergeRequest.Status.PENDING
     ).update(status=MergeRequest.Status.WITHDRAWN, decided_at=timezone.now())
     request = MergeRequest(
-        token=token, survivor=survivor, customer_ids=ids, candidate=candidate,
+        token=token,
+        survivor=survivor,
+        customer_ids=ids,
+        candidate=candidate,
         requested_by=actor,
         reasons=merge_confirmation_reasons(customers=[survivor, *merged]),
     )
@@ -579,14 +628,19 @@ def merge_request_confirm(*, token: str, officer: AbstractBaseUser) -> list[Cust
         if stored.status != MergeRequest.Status.PENDING:
             raise ValidationError(REQUEST_NOT_PENDING.format(status=stored.get_status_display()))
         stored.status, stored.decided_by, stored.decided_at = (
-            MergeRequest.Status.CONFIRMED, officer, timezone.now()
+            MergeRequest.Status.CONFIRMED,
+            officer,
+            timezone.now(),
         )
         stamp(stored, actor=officer, reason="merge confirmed").save()
     return customers_merge(
         survivor=customers[request["survivor"]],
         merged=[customers[pk] for pk in request["merged"]],
-        actor=requester, chosen=request["chosen"], reason=request["reason"],
-        candidate=candidate, confirmed_by=officer,
+        actor=requester,
+        chosen=request["chosen"],
+        reason=request["reason"],
+        candidate=candidate,
+        confirmed_by=officer,
     )
 
 
@@ -652,7 +706,10 @@ def _consents_compensate(*, merge: CustomerMerge, survivor: Customer, actor, rea
         )
         if own is not None and own.granted:
             appended = _consent_append(
-                customer=survivor, actor=actor, granted=True, key=key,
+                customer=survivor,
+                actor=actor,
+                granted=True,
+                key=key,
                 reason=f"{reason}: reverses entry #{entry.pk}",
                 evidence=f"Restores the grant of entry #{own.pk}.",
             )
@@ -660,8 +717,9 @@ def _consents_compensate(*, merge: CustomerMerge, survivor: Customer, actor, rea
     return report
 
 
-def _candidates_restore(*, merge: CustomerMerge, survivor: Customer, merged: Customer, actor,
-                        reason: str) -> None:
+def _candidates_restore(
+    *, merge: CustomerMerge, survivor: Customer, merged: Customer, actor, reason: str
+) -> None:
     done = merge.added.get("candidates", {})
     now = timezone.now()
     for candidate in DuplicateCandidate.objects.select_for_update().filter(

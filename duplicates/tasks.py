@@ -24,8 +24,10 @@ def scan_start(scan_id: int) -> None:
 
 
 @shared_task(
-    name="duplicates.tasks.scan_chunk", queue="scans",
-    soft_time_limit=SCAN_TIME_LIMIT, time_limit=SCAN_TIME_LIMIT + 300,
+    name="duplicates.tasks.scan_chunk",
+    queue="scans",
+    soft_time_limit=SCAN_TIME_LIMIT,
+    time_limit=SCAN_TIME_LIMIT + 300,
 )
 def scan_chunk(chunk_id: int) -> None:
     from .scanning import duplicate_scan_chunk_run

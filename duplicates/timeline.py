@@ -37,18 +37,33 @@ def merge_events(
     )
     events = []
     for merge in merges:
-        events.append(TimelineEvent(
-            at=merge.merged_at, rank=MERGE_RANK, id=merge.pk, category=CATEGORY, label="Merge",
-            title=_title(merge, customer, undone=False), actor=merge.merged_by,
-            reason=merge.reason, reference=f"merge #{merge.pk}",
-        ))
+        events.append(
+            TimelineEvent(
+                at=merge.merged_at,
+                rank=MERGE_RANK,
+                id=merge.pk,
+                category=CATEGORY,
+                label="Merge",
+                title=_title(merge, customer, undone=False),
+                actor=merge.merged_by,
+                reason=merge.reason,
+                reference=f"merge #{merge.pk}",
+            )
+        )
         if merge.unmerged_at:
-            events.append(TimelineEvent(
-                at=merge.unmerged_at, rank=UNMERGE_RANK, id=merge.pk, category=CATEGORY,
-                label="Unmerge", title=_title(merge, customer, undone=True),
-                actor=merge.unmerged_by, reason=merge.unmerge_report.get("reason", ""),
-                reference=f"unmerge #{merge.pk}",
-            ))
+            events.append(
+                TimelineEvent(
+                    at=merge.unmerged_at,
+                    rank=UNMERGE_RANK,
+                    id=merge.pk,
+                    category=CATEGORY,
+                    label="Unmerge",
+                    title=_title(merge, customer, undone=True),
+                    actor=merge.unmerged_by,
+                    reason=merge.unmerge_report.get("reason", ""),
+                    reference=f"unmerge #{merge.pk}",
+                )
+            )
     events = [e for e in events if before is None or before.admits(e)]
     events.sort(key=lambda e: (e.at, e.rank, e.id), reverse=True)
     return events[:limit]

@@ -118,8 +118,9 @@ def merge_confirm(request, token: str):
             return redirect("customers:detail", pk=merges[0].survivor_id)
     except ValidationError as error:
         return render(request, "duplicates/confirm.html", {"error": error.messages[0]}, status=400)
-    customers = [customer_for_user(request.user, pk) for pk in (pending["survivor"],
-                                                                 *pending["merged"])]
+    customers = [
+        customer_for_user(request.user, pk) for pk in (pending["survivor"], *pending["merged"])
+    ]
     comparison = selectors.merge_comparison(customers=customers, survivor_id=customers[0].pk)
     context = {"pending": pending, "comparison": comparison, "customers": customers}
     return render(request, "duplicates/confirm.html", context)
@@ -172,16 +173,15 @@ def customer_candidates(request, pk: int):
     customer = customer_for_user(request.user, pk)
     tombstone_merges = (
         selectors.customer_merges(customer=customer).filter(merged=customer)[:1]
-        if customer.merged_into_id else []
+        if customer.merged_into_id
+        else []
     )
     context = {
         "customer": customer,
         # A restricted survivor's name must not leak through its tombstone.
-        "survivor_visible": bool(customer.merged_into_id) and customers_visible_to(
-            request.user
-        ).filter(pk=customer.merged_into_id).exists(),
-        "candidates": selectors.customer_duplicate_candidates(customer=customer,
-                                                              user=request.user),
+        "survivor_visible": bool(customer.merged_into_id)
+        and customers_visible_to(request.user).filter(pk=customer.merged_into_id).exists(),
+        "candidates": selectors.customer_duplicate_candidates(customer=customer, user=request.user),
         "tombstone_merges": tombstone_merges,
         "can_review": request.user.has_perm(MERGE_PERM),
     }

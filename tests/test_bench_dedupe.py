@@ -31,8 +31,18 @@ def test_bench_dedupe_generates_scans_and_reports_every_figure():
     out = StringIO()
     # One process: the forked-workers path is the bench's own harness, and a
     # test must not depend on forking inside a test run's database session.
-    call_command("bench", "dedupe", "--records", "1500", "--checks", "5", "--workers", "1",
-                 stdout=out, stderr=StringIO())
+    call_command(
+        "bench",
+        "dedupe",
+        "--records",
+        "1500",
+        "--checks",
+        "5",
+        "--workers",
+        "1",
+        stdout=out,
+        stderr=StringIO(),
+    )
     figures = json.loads(out.getvalue().strip().splitlines()[-1])
 
     assert figures.keys() >= DEDUPE_KEYS

@@ -34,8 +34,18 @@ def test_bench_segments_seeds_recomputes_and_reports_every_figure():
         pytest.skip("bench segments runs on PostgreSQL only; set DATABASE_URL=postgres://...")
     out = StringIO()
     call_command(
-        "bench", "segments", "--customers", "300", "--interactions", "3000", "--runs", "3",
-        "--window-days", "3650", stdout=out, stderr=StringIO(),
+        "bench",
+        "segments",
+        "--customers",
+        "300",
+        "--interactions",
+        "3000",
+        "--runs",
+        "3",
+        "--window-days",
+        "3650",
+        stdout=out,
+        stderr=StringIO(),
     )
     figures = json.loads(out.getvalue().strip().splitlines()[-1])
 

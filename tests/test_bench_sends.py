@@ -29,8 +29,16 @@ def test_bench_sends_seeds_sends_and_reports_every_figure():
         pytest.skip("bench sends runs on PostgreSQL only; set DATABASE_URL=postgres://...")
     out = StringIO()
     call_command(
-        "bench", "sends", "--customers", "300", "--interactions", "100", "--batch-size", "50",
-        stdout=out, stderr=StringIO(),
+        "bench",
+        "sends",
+        "--customers",
+        "300",
+        "--interactions",
+        "100",
+        "--batch-size",
+        "50",
+        stdout=out,
+        stderr=StringIO(),
     )
     figures = json.loads(out.getvalue().strip().splitlines()[-1])
 

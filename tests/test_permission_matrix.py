@@ -473,8 +473,12 @@ URLS += [
         only(STEWARD_ACTS),
         method="post",
     ),
-    Url("duplicates/<int:pk>/skip/", "/duplicates/{candidate}/skip/", only(STEWARD_ACTS),
-        method="post"),
+    Url(
+        "duplicates/<int:pk>/skip/",
+        "/duplicates/{candidate}/skip/",
+        only(STEWARD_ACTS),
+        method="post",
+    ),
     Url(
         "duplicates/<int:pk>/skip/",
         "/duplicates/{hidden_candidate}/skip/",
@@ -483,8 +487,11 @@ URLS += [
     ),
     # Sensitive merges wait in the officers' queue, each with its confirmation link.
     Url("duplicates/confirm/", "/duplicates/confirm/", only({"officer": 200})),
-    Url("duplicates/confirm/<str:token>/", "/duplicates/confirm/{merge_token}/",
-        only({"officer": 200})),
+    Url(
+        "duplicates/confirm/<str:token>/",
+        "/duplicates/confirm/{merge_token}/",
+        only({"officer": 200}),
+    ),
     Url(
         "duplicates/confirm/<str:token>/",
         "/duplicates/confirm/{merge_token}/",
@@ -503,22 +510,39 @@ URLS += [
     Url("duplicates/customer/<int:pk>/", "/duplicates/customer/{customer}/", everyone(200)),
     Url("duplicates/customer/<int:pk>/", "/duplicates/customer/{hidden}/", everyone(404)),
     Url("duplicates/scans/", "/duplicates/scans/", only(STEWARD_ONLY)),
-    Url("duplicates/scans/<int:pk>/progress/", "/duplicates/scans/{scan}/progress/",
-        only(STEWARD_ONLY)),
-    Url("duplicates/scans/start/", "/duplicates/scans/start/", only(STEWARD_ACTS),
-        method="post", data={"kind": "incremental"}),
+    Url(
+        "duplicates/scans/<int:pk>/progress/",
+        "/duplicates/scans/{scan}/progress/",
+        only(STEWARD_ONLY),
+    ),
+    Url(
+        "duplicates/scans/start/",
+        "/duplicates/scans/start/",
+        only(STEWARD_ACTS),
+        method="post",
+        data={"kind": "incremental"},
+    ),
 ]
 
 SUPPORT_AND_ADMIN = {"support": 200, "admin": 200}
 
 URLS += [
     # Communications: invoices, bulk sends and analytics (issue 7).
-    Url("communications/customers/<int:pk>/invoices/",
-        "/communications/customers/{customer}/invoices/", everyone(200)),
-    Url("communications/customers/<int:pk>/invoices/",
-        "/communications/customers/{hidden}/invoices/", everyone(404)),
-    Url("communications/customers/<int:pk>/invoices/new/",
-        "/communications/customers/{customer}/invoices/new/", only(SUPPORT_AND_ADMIN)),
+    Url(
+        "communications/customers/<int:pk>/invoices/",
+        "/communications/customers/{customer}/invoices/",
+        everyone(200),
+    ),
+    Url(
+        "communications/customers/<int:pk>/invoices/",
+        "/communications/customers/{hidden}/invoices/",
+        everyone(404),
+    ),
+    Url(
+        "communications/customers/<int:pk>/invoices/new/",
+        "/communications/customers/{customer}/invoices/new/",
+        only(SUPPORT_AND_ADMIN),
+    ),
     Url(
         "communications/invoices/<int:pk>/status/",
         "/communications/invoices/{invoice}/status/",
@@ -526,14 +550,22 @@ URLS += [
         method="post",
         data={"status": "paid", "reason": "paid at the counter"},
     ),
-    Url("communications/invoices/import/", "/communications/invoices/import/",
-        only({"admin": 200})),
+    Url(
+        "communications/invoices/import/", "/communications/invoices/import/", only({"admin": 200})
+    ),
     Url("communications/bulk/new/", "/communications/bulk/new/", only({"support": 200})),
     Url("communications/bulk/<int:pk>/", "/communications/bulk/{bulk_send}/", everyone(200)),
-    Url("communications/bulk/<int:pk>/progress/", "/communications/bulk/{bulk_send}/progress/",
-        everyone(200)),
-    Url("communications/bulk/<int:pk>/cancel/", "/communications/bulk/{bulk_send}/cancel/",
-        only({"support": 302}), method="post"),
+    Url(
+        "communications/bulk/<int:pk>/progress/",
+        "/communications/bulk/{bulk_send}/progress/",
+        everyone(200),
+    ),
+    Url(
+        "communications/bulk/<int:pk>/cancel/",
+        "/communications/bulk/{bulk_send}/cancel/",
+        only({"support": 302}),
+        method="post",
+    ),
     Url("communications/analytics/", "/communications/analytics/", everyone(200)),
 ]
 
@@ -594,8 +626,12 @@ def build_world() -> dict:
     Message.objects.filter(pk=hidden_message.pk).update(customer=hidden)
     duplicates = _duplicates_world(hidden)
     invoice = Invoice.objects.create(
-        customer=customer, number="M-1", amount=10, currency="EUR",
-        issue_date=datetime.date(2026, 1, 1), due_date=datetime.date(2026, 2, 1),
+        customer=customer,
+        number="M-1",
+        amount=10,
+        currency="EUR",
+        issue_date=datetime.date(2026, 1, 1),
+        due_date=datetime.date(2026, 2, 1),
     )
     bulk_send = BulkSend.objects.create(
         template=template, channel="email", purpose="service", created_by=sender
@@ -636,12 +672,20 @@ def _duplicates_world(hidden) -> dict:
     candidate, hidden_candidate = pair(), pair(restricted=True)
     merged_pair, sensitive = pair(), pair()
     [merge] = duplicate_services.customers_merge(
-        survivor=merged_pair.customer_a, merged=[merged_pair.customer_b], actor=merger,
-        chosen={}, reason="matrix", candidate=merged_pair,
+        survivor=merged_pair.customer_a,
+        merged=[merged_pair.customer_b],
+        actor=merger,
+        chosen={},
+        reason="matrix",
+        candidate=merged_pair,
     )
     token = duplicate_services.merge_request_sign(
-        survivor=sensitive.customer_a, merged=[sensitive.customer_b], actor=merger, chosen={},
-        reason="matrix", candidate=sensitive,
+        survivor=sensitive.customer_a,
+        merged=[sensitive.customer_b],
+        actor=merger,
+        chosen={},
+        reason="matrix",
+        candidate=sensitive,
     )
     return {
         "candidate": candidate.pk,

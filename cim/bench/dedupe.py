@@ -72,6 +72,8 @@ LOCALES = {
 }
 # The generator's own short forms: partly the matcher's table, partly not
 # (the matcher must cope with nicknames it does not know through fuzziness).
+# A word table reads best packed, several pairs a line.
+# fmt: off
 GENERATOR_NICKNAMES = {
     "William": "Bill", "Robert": "Bob", "Elizabeth": "Liz", "Margaret": "Peggy",
     "James": "Jim", "Michael": "Mike", "Thomas": "Tom", "Richard": "Rick",
@@ -80,9 +82,17 @@ GENERATOR_NICKNAMES = {
     "Johannes": "Hans", "Giuseppe": "Beppe", "Francisco": "Paco", "Katarzyna": "Kasia",
     "Samantha": "Sam", "Benjamin": "Ben", "Matthew": "Matt", "Anthony": "Tony",
 }
+# fmt: on
 STREET_ABBREVIATIONS = (
-    ("Street", "St"), ("Road", "Rd"), ("Avenue", "Ave"), ("Lane", "Ln"), ("Drive", "Dr"),
-    ("straße", "str."), ("Straße", "Str."), ("Place", "Pl"), ("Court", "Ct"),
+    ("Street", "St"),
+    ("Road", "Rd"),
+    ("Avenue", "Ave"),
+    ("Lane", "Ln"),
+    ("Drive", "Dr"),
+    ("straße", "str."),
+    ("Straße", "Str."),
+    ("Place", "Pl"),
+    ("Court", "Ct"),
 )
 POOL_FIRST, POOL_LAST, POOL_STREET, POOL_TOWN = 400, 1500, 1500, 1500
 DUPLICATE_SHARE = 0.12  # of entities, that have one or more extra records
@@ -96,11 +106,14 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--checks", type=int, default=200, help="create-time checks timed")
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     parser.add_argument(
-        "--workers", type=int, default=2,
+        "--workers",
+        type=int,
+        default=2,
         help="processes sharing the scan's chunks, as Celery workers would (2)",
     )
     parser.add_argument(
-        "--profile", default="",
+        "--profile",
+        default="",
         help="write a cProfile of the full scan here (runs it in this process only)",
     )
 
@@ -154,8 +167,11 @@ def _ascii(text: str) -> str:
 def _phone(rng: random.Random, prefix: str, landline: bool = False) -> str:
     if prefix == "+1":
         return "+1" + str(rng.randint(201, 989)) + f"{rng.randrange(10**7):07d}"
-    lead = {"+44": "20" if landline else "7", "+49": "30" if landline else "15",
-            "+33": "1" if landline else "6"}.get(prefix, "2" if landline else "3")
+    lead = {
+        "+44": "20" if landline else "7",
+        "+49": "30" if landline else "15",
+        "+33": "1" if landline else "6",
+    }.get(prefix, "2" if landline else "3")
     return prefix + lead + "".join(rng.choice(string.digits) for _ in range(9 - len(lead) + 1))
 
 
@@ -170,8 +186,21 @@ def _street(rng: random.Random, country: str, name: str) -> str:
     if country == "FR":
         return f"{number} {name}"
     suffix = rng.choice(("Street", "Road", "Avenue", "Lane", "Drive", "Close"))
-    if name.split()[-1] in ("Street", "Road", "Avenue", "Lane", "Drive", "Close", "Cliffs",
-                            "Way", "Square", "Place", "Court", "Mews", "Green"):
+    if name.split()[-1] in (
+        "Street",
+        "Road",
+        "Avenue",
+        "Lane",
+        "Drive",
+        "Close",
+        "Cliffs",
+        "Way",
+        "Square",
+        "Place",
+        "Court",
+        "Mews",
+        "Green",
+    ):
         return f"{number} {name}"
     return f"{number} {name} {suffix}"
 
@@ -185,26 +214,38 @@ def _person(rng: random.Random, pools: Pools, *, country: str | None = None) -> 
     last = _skewed(rng, pool["last"])
     town, postcode = rng.choice(pool["town"])
     record = {
-        "country": country, "gender": gender, "first_name": first, "last_name": last,
-        "date_of_birth": _dob(rng), "street": _street(rng, country, rng.choice(pool["street"])),
-        "city": town, "postcode": postcode,
-        "email": "", "phone": "", "national_id": "",
+        "country": country,
+        "gender": gender,
+        "first_name": first,
+        "last_name": last,
+        "date_of_birth": _dob(rng),
+        "street": _street(rng, country, rng.choice(pool["street"])),
+        "city": town,
+        "postcode": postcode,
+        "email": "",
+        "phone": "",
+        "national_id": "",
     }
     if rng.random() < 0.8:
         record["email"] = _email(rng, pools, first, last, domains)
     if rng.random() < 0.85:
         record["phone"] = _phone(rng, prefix)
     if rng.random() < 0.3:
-        record["national_id"] = "".join(rng.choice(string.ascii_uppercase + string.digits)
-                                        for _ in range(9))
+        record["national_id"] = "".join(
+            rng.choice(string.ascii_uppercase + string.digits) for _ in range(9)
+        )
     return record
 
 
 def _email(rng: random.Random, pools: Pools, first: str, last: str, domains) -> str:
     style = rng.randrange(4)
     f, last_ascii = _ascii(first), _ascii(last)
-    local = (f"{f}.{last_ascii}", f"{f[0]}{last_ascii}", f"{f}{last_ascii}{rng.randint(1, 99)}",
-             f"{last_ascii}.{f}{rng.randint(1, 999)}")[style]
+    local = (
+        f"{f}.{last_ascii}",
+        f"{f[0]}{last_ascii}",
+        f"{f}{last_ascii}{rng.randint(1, 99)}",
+        f"{last_ascii}.{f}{rng.randint(1, 999)}",
+    )[style]
     return _mailbox(rng, pools, local, rng.choice(domains))
 
 
@@ -239,9 +280,25 @@ def _corrupt(rng: random.Random, pools: Pools, original: dict) -> dict:
     r = dict(original)
     domains = LOCALES[r["country"]][2]
     corruptions = rng.sample(
-        ["typo_first", "typo_last", "nickname", "swap", "drop_email", "drop_phone",
-         "drop_dob", "drop_address", "email_case", "new_email", "phone_format",
-         "abbreviate", "surname_change", "dob_typo", "dob_swap", "move", "case"],
+        [
+            "typo_first",
+            "typo_last",
+            "nickname",
+            "swap",
+            "drop_email",
+            "drop_phone",
+            "drop_dob",
+            "drop_address",
+            "email_case",
+            "new_email",
+            "phone_format",
+            "abbreviate",
+            "surname_change",
+            "dob_typo",
+            "dob_swap",
+            "move",
+            "case",
+        ],
         k=rng.choice((1, 2, 2, 3)),
     )
     # The truth about what was done, for the bench's breakdown of misses.
@@ -312,7 +369,8 @@ def _household(rng: random.Random, pools: Pools, head: dict) -> list[dict]:
     landline = _phone(rng, prefix, landline=True) if rng.random() < 0.5 else ""
     family_email = (
         _mailbox(rng, pools, f"{_ascii(head['last_name'])}.family", rng.choice(domains))
-        if rng.random() < 0.3 else ""
+        if rng.random() < 0.3
+        else ""
     )
     if landline:
         head["phone"] = landline if rng.random() < 0.5 else head["phone"]
@@ -327,13 +385,16 @@ def _household(rng: random.Random, pools: Pools, head: dict) -> list[dict]:
             member["first_name"], member["gender"] = head["first_name"], "male"
         else:
             while member["first_name"] in used:
-                member["first_name"] = _skewed(rng, pools.by_country[head["country"]][
-                    member["gender"]])
+                member["first_name"] = _skewed(
+                    rng, pools.by_country[head["country"]][member["gender"]]
+                )
         used.add(member["first_name"])
         hy = head["date_of_birth"].year
         member["date_of_birth"] = _dob(rng, max(1930, hy - 40), min(2015, hy + 40))
         member.update(
-            last_name=head["last_name"], street=head["street"], city=head["city"],
+            last_name=head["last_name"],
+            street=head["street"],
+            city=head["city"],
             postcode=head["postcode"],
         )
         if landline and rng.random() < 0.7:
@@ -344,8 +405,14 @@ def _household(rng: random.Random, pools: Pools, head: dict) -> list[dict]:
     return members
 
 
-def generate(*, count: int, rng: random.Random, pools: Pools, start_entity: int = 0,
-             sources: list[dict] | None = None) -> list[dict]:
+def generate(
+    *,
+    count: int,
+    rng: random.Random,
+    pools: Pools,
+    start_entity: int = 0,
+    sources: list[dict] | None = None,
+) -> list[dict]:
     """`count` records, each with "entity" (the truth: same entity = same person)."""
     records: list[dict] = []
     entity = start_entity
@@ -413,10 +480,21 @@ def load(records: list[dict], *, offset: int) -> list[int]:
         customers, emails, phones, addresses, sources = [], [], [], [], []
         for index, (customer_id, r) in enumerate(zip(ids, records, strict=True)):
             display = f"{r['first_name']} {r['last_name']}".strip()
-            customers.append((
-                customer_id, "person", r["first_name"], r["last_name"], display, fold(display),
-                r["date_of_birth"], r["country"], r["national_id"], now, now,
-            ))
+            customers.append(
+                (
+                    customer_id,
+                    "person",
+                    r["first_name"],
+                    r["last_name"],
+                    display,
+                    fold(display),
+                    r["date_of_birth"],
+                    r["country"],
+                    r["national_id"],
+                    now,
+                    now,
+                )
+            )
             if r["email"]:
                 local, _, domain = r["email"].partition("@")
                 emails.append((customer_id, f"{local}@{domain.lower()}", True, now))
@@ -433,17 +511,36 @@ def load(records: list[dict], *, offset: int) -> list[int]:
                     (customer_id, r["street"], r["city"], r["postcode"], r["country"], True, now)
                 )
             sources.append((customer_id, SOURCE, f"D-{offset + index + 1:08d}", now))
-        writer.insert(Customer, ["id", "kind", "first_name", "last_name", "display_name",
-                                 "search_name", "date_of_birth", "country", "national_id",
-                                 "created_at", "updated_at"], customers)
+        writer.insert(
+            Customer,
+            [
+                "id",
+                "kind",
+                "first_name",
+                "last_name",
+                "display_name",
+                "search_name",
+                "date_of_birth",
+                "country",
+                "national_id",
+                "created_at",
+                "updated_at",
+            ],
+            customers,
+        )
         writer.insert(EmailAddress, ["customer_id", "email", "is_primary", "created_at"], emails)
         writer.insert(PhoneNumber, ["customer_id", "number", "is_primary", "created_at"], phones)
-        writer.insert(PostalAddress, ["customer_id", "street", "city", "postcode", "country",
-                                      "is_primary", "created_at"], addresses)
-        writer.insert(SourceIdentifier, ["customer_id", "source", "external_id", "created_at"],
-                      sources)
-        writer.insert_history(Customer, key="id", ids=ids, when=now, user_id=None,
-                              reason="system: bench dedupe")
+        writer.insert(
+            PostalAddress,
+            ["customer_id", "street", "city", "postcode", "country", "is_primary", "created_at"],
+            addresses,
+        )
+        writer.insert(
+            SourceIdentifier, ["customer_id", "source", "external_id", "created_at"], sources
+        )
+        writer.insert_history(
+            Customer, key="id", ids=ids, when=now, user_id=None, reason="system: bench dedupe"
+        )
     return ids
 
 
@@ -524,8 +621,14 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     if count < 100:
         raise CommandError("--records must be at least 100.")
     with override_settings(DEBUG=False):
-        return _run(count=count, checks=options["checks"], seed=options["seed"],
-                    profile=options.get("profile") or "", workers=options["workers"], log=log)
+        return _run(
+            count=count,
+            checks=options["checks"],
+            seed=options["seed"],
+            profile=options.get("profile") or "",
+            workers=options["workers"],
+            log=log,
+        )
 
 
 def _run(
@@ -553,7 +656,8 @@ def _run(
     entity_of = {customer_id: r["entity"] for customer_id, r in zip(ids, records, strict=True)}
     corrupted = {
         customer_id: r["corruptions"]
-        for customer_id, r in zip(ids, records, strict=True) if r.get("corruptions")
+        for customer_id, r in zip(ids, records, strict=True)
+        if r.get("corruptions")
     }
     # The scan's workers are forked from this process: they must not inherit
     # (and, by touching it, copy) the generated data. Only what the later
@@ -587,7 +691,7 @@ def _run(
     workers_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
     quality = _quality(entity_of, DEFAULT_THRESHOLD)
     blocking = _blocking_recall(entity_of)
-    log(f"quality {({k: v for k, v in quality.items() if not k.startswith('_')})}")
+    log(f"quality { ({k: v for k, v in quality.items() if not k.startswith('_')}) }")
     _log_examples(quality, log)
     misses = misses_explained(quality["_misses"], corrupted, scan.pk)
     log(f"misses {misses}")
@@ -595,8 +699,9 @@ def _run(
     # Incremental: 1,000 new customers, half of them copies of existing ones.
     samples_kept = list(kept.values())
     known = [dict(r) for r in samples_kept[:INCREMENTAL_RECORDS]]
-    new = generate(count=INCREMENTAL_RECORDS, rng=rng, pools=pools,
-                   start_entity=next_entity, sources=known)
+    new = generate(
+        count=INCREMENTAL_RECORDS, rng=rng, pools=pools, start_entity=next_entity, sources=known
+    )
     new_ids = load(new, offset=count)
     entity_of.update({i: r["entity"] for i, r in zip(new_ids, new, strict=True)})
     incremental = DuplicateScan.objects.create(kind=DuplicateScan.Kind.INCREMENTAL)
@@ -706,8 +811,10 @@ def misses_explained(
         kind = "+".join(sorted({*corrupted.get(a, ()), *corrupted.get(b, ())})) or "none"
         if blocked_together(ra.keys, rb.keys):
             pattern = (
-                compare(ra, rb, model.common) if ra.id < rb.id else compare(rb, ra, model.common)
-            ) if model is not None else None
+                (compare(ra, rb, model.common) if ra.id < rb.id else compare(rb, ra, model.common))
+                if model is not None
+                else None
+            )
             if pattern is not None and model is not None:
                 if model.score(pattern)[0] >= model.threshold:
                     windowed[kind] += 1
@@ -731,15 +838,28 @@ def _log_examples(quality: dict, log: Log) -> None:
     """A few misses and false positives as the matcher saw them, for whoever tunes it."""
     from duplicates.matching.engine import profiles_load
 
-    fields = ("first_shown", "last_shown", "dob", "emails", "phones", "house", "street",
-              "postcode", "national_id")
+    fields = (
+        "first_shown",
+        "last_shown",
+        "dob",
+        "emails",
+        "phones",
+        "house",
+        "street",
+        "postcode",
+        "national_id",
+    )
     for label, pairs in (("missed", quality["_misses"]), ("false", quality["_false"])):
         chosen = sorted(pairs)[:6]
         profiles = profiles_load({i for pair in chosen for i in pair})
         for a, b in chosen:
             ra, rb = profiles.get(a), profiles.get(b)
             if ra and rb:
-                log(f"{label}: " + " | ".join(
-                    f"{getattr(ra, f)} / {getattr(rb, f)}" for f in fields
-                    if getattr(ra, f) or getattr(rb, f)
-                ))
+                log(
+                    f"{label}: "
+                    + " | ".join(
+                        f"{getattr(ra, f)} / {getattr(rb, f)}"
+                        for f in fields
+                        if getattr(ra, f) or getattr(rb, f)
+                    )
+                )

@@ -77,9 +77,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     services.quality_snapshot_take()
     snapshot_s = round(time.perf_counter() - started, 2)
     log(f"quality snapshot in {snapshot_s}s")
-    tiers = dict(
-        CustomerSegment.objects.values_list("tier").annotate(n=_count()).order_by("tier")
-    )
+    tiers = dict(CustomerSegment.objects.values_list("tier").annotate(n=_count()).order_by("tier"))
 
     figures: dict[str, Any] = {
         "customers": data.customers,

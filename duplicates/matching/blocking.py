@@ -182,9 +182,7 @@ def block_pairs(members: list[MatchRecord]) -> Iterator[tuple[MatchRecord, Match
             yield (a, b) if a.id < b.id else (b, a)
 
 
-def neighbours_of(
-    record: MatchRecord, members: list[MatchRecord]
-) -> Iterable[MatchRecord]:
+def neighbours_of(record: MatchRecord, members: list[MatchRecord]) -> Iterable[MatchRecord]:
     """The members of a block `record` is compared with (the whole block when small,
     its WINDOW neighbours on either side in sorted order when large)."""
     others = [m for m in members if m.id != record.id]

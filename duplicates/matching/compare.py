@@ -52,16 +52,20 @@ COMPARISONS: list[tuple[str, list[tuple[str, str]]]] = [
         "last_name",
         [("agrees", AGREED), ("close (typo, sound, part of it)", FUZZY), ("differs", DISAGREED)],
     ),
-    ("email", [("agrees", AGREED), ("close (typo, same mailbox name)", FUZZY),
-               ("differs", DISAGREED)]),
+    (
+        "email",
+        [("agrees", AGREED), ("close (typo, same mailbox name)", FUZZY), ("differs", DISAGREED)],
+    ),
     ("phone", [("agrees", AGREED), ("one digit apart", FUZZY), ("differs", DISAGREED)]),
     (
         "address",
-        [("same postcode (or town), street and house number", AGREED),
-         ("same postcode, or same street in the same city", FUZZY), ("differs", DISAGREED)],
+        [
+            ("same postcode (or town), street and house number", AGREED),
+            ("same postcode, or same street in the same city", FUZZY),
+            ("differs", DISAGREED),
+        ],
     ),
-    ("national_id", [("agrees", AGREED), ("one character apart", FUZZY),
-                     ("differs", DISAGREED)]),
+    ("national_id", [("agrees", AGREED), ("one character apart", FUZZY), ("differs", DISAGREED)]),
 ]
 NAMES = [name for name, _ in COMPARISONS]
 LEVEL_COUNTS = [len(levels) for _, levels in COMPARISONS]
@@ -254,9 +258,7 @@ class Common(NamedTuple):
 NO_COMMON = Common()
 
 
-def compare(
-    a: MatchRecord, b: MatchRecord, common: Common = NO_COMMON
-) -> tuple[int, ...] | None:
+def compare(a: MatchRecord, b: MatchRecord, common: Common = NO_COMMON) -> tuple[int, ...] | None:
     """The comparison pattern of a pair, or None when they cannot be the same
     customer at all (a person and an organisation); a shared e-mail or phone
     in `common` counts as missing."""
@@ -267,19 +269,19 @@ def compare(
         b_first, b_last = given_name_canonical(b.last), b.first
         b_first_key = name_phonetic(b_first.partition(" ")[0])
         b_last_key = b.first_key
-    last = (
-        _surname_level(a.last, a.last_key, b_last, b_last_key) if a.last and b_last else MISSING
+    last = _surname_level(a.last, a.last_key, b_last, b_last_key) if a.last and b_last else MISSING
+    pattern = Pattern(
+        (
+            _person_level(
+                _given_level(a.first, a.first_key, b_first, b_first_key), _dob_level(a.dob, b.dob)
+            ),
+            last,
+            _set_level(a.emails, b.emails, _email_close, common.emails),
+            _set_level(a.phones, b.phones, _phone_close, common.phones),
+            _address_level(a, b),
+            _id_level(a.national_id, b.national_id),
+        )
     )
-    pattern = Pattern((
-        _person_level(
-            _given_level(a.first, a.first_key, b_first, b_first_key), _dob_level(a.dob, b.dob)
-        ),
-        last,
-        _set_level(a.emails, b.emails, _email_close, common.emails),
-        _set_level(a.phones, b.phones, _phone_close, common.phones),
-        _address_level(a, b),
-        _id_level(a.national_id, b.national_id),
-    ))
     if a.kind == "person":
         first_word = a.first.partition(" ")[0]
         same_first = first_word if first_word and first_word == b_first.partition(" ")[0] else ""

@@ -102,7 +102,8 @@ def name_frequencies() -> dict[str, Frequencies]:
         total = MatchProfile.objects.count()
         sample = (
             f"TABLESAMPLE BERNOULLI ({100.0 * FREQUENCY_SAMPLE / total:.6f})"
-            if total > FREQUENCY_SAMPLE else ""
+            if total > FREQUENCY_SAMPLE
+            else ""
         )
         query = (
             "SELECT split_part(j->>1, ' ', 1), j->>2, COUNT(*) FROM "  # noqa: S608
@@ -130,7 +131,8 @@ def name_frequencies() -> dict[str, Frequencies]:
                 both[first, last] += count
     tables = {
         name: Frequencies.from_counts(dict(counts))
-        for name, counts in (("first", first_counts), ("last", last_counts)) if counts
+        for name, counts in (("first", first_counts), ("last", last_counts))
+        if counts
     }
     both_total = sum(both.values())
     if both_total and "first" in tables and "last" in tables:
@@ -260,8 +262,14 @@ def _records_where(children: dict, customers: dict) -> dict[int, MatchRecord]:
         Customer.objects.filter(**customers)
         .exclude(status=Customer.Status.MERGED)
         .values_list(
-            "id", "kind", "first_name", "last_name", "organization_name",
-            "date_of_birth", "national_id", "tax_id",
+            "id",
+            "kind",
+            "first_name",
+            "last_name",
+            "organization_name",
+            "date_of_birth",
+            "national_id",
+            "tax_id",
         )
     ):
         customer_id = row[0]
@@ -306,8 +314,8 @@ def profiles_load(customer_ids: Iterable[int]) -> dict[int, MatchRecord]:
                     records[customer_id] = loads(customer_id, payload)
         return records
     for batch in _batches(ids):
-        for customer_id, payload in MatchProfile.objects.filter(
-            customer_id__in=batch
-        ).values_list("customer_id", "payload"):
+        for customer_id, payload in MatchProfile.objects.filter(customer_id__in=batch).values_list(
+            "customer_id", "payload"
+        ):
             records[customer_id] = loads(customer_id, payload)
     return records

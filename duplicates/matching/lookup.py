@@ -81,9 +81,7 @@ def _lookup(
         if scored:
             scored.sort(key=lambda item: (-item[0], item[2]))
             found[index] = scored[:limit]
-    customers = Customer.objects.in_bulk(
-        {item[2] for items in found.values() for item in items}
-    )
+    customers = Customer.objects.in_bulk({item[2] for items in found.values() for item in items})
     return {
         index: [
             LikelyMatch(
@@ -118,6 +116,4 @@ def likely_matches_for_rows(
     """likely_matches for every row of an import preview chunk in a handful of
     queries: index in `rows` -> its matches (rows without any are left out)."""
     records = [record_from_data(row) for row in rows]
-    return _lookup(
-        user=user, records=records, excluded=[None] * len(records), limit=limit_per_row
-    )
+    return _lookup(user=user, records=records, excluded=[None] * len(records), limit=limit_per_row)

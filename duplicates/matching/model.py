@@ -151,14 +151,23 @@ class Frequencies:
         return min(1.0, self.counts.get(value, self.rest) / max(self.total, 1))
 
     def as_json(self) -> dict:
-        return {"counts": self.counts, "rest": round(self.rest, 3), "total": self.total,
-                "squares": self.squares, "with_first": self.with_first}
+        return {
+            "counts": self.counts,
+            "rest": round(self.rest, 3),
+            "total": self.total,
+            "squares": self.squares,
+            "with_first": self.with_first,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> Frequencies:
-        return cls(counts=dict(data["counts"]), rest=float(data["rest"]),
-                   total=int(data["total"]), squares=float(data["squares"]),
-                   with_first=float(data.get("with_first", 1.0)))
+        return cls(
+            counts=dict(data["counts"]),
+            rest=float(data["rest"]),
+            total=int(data["total"]),
+            squares=float(data["squares"]),
+            with_first=float(data.get("with_first", 1.0)),
+        )
 
 
 def _pair_share(counts, total: int) -> float:
@@ -310,14 +319,19 @@ class MatchModel:
             "iterations": self.iterations,
             "frequencies": (
                 {name: table.as_json() for name, table in self.frequencies.items()}
-                if self.frequencies else None
+                if self.frequencies
+                else None
             ),
             "comparisons": [
                 {
                     "name": name,
                     "levels": [
-                        {"label": label, "m": round(self.m[c][i], 6), "u": round(self.u[c][i], 6),
-                         "weight": round(self.weights[c][i], 3)}
+                        {
+                            "label": label,
+                            "m": round(self.m[c][i], 6),
+                            "u": round(self.u[c][i], 6),
+                            "weight": round(self.weights[c][i], 3),
+                        }
                         for i, (label, _) in enumerate(levels)
                     ],
                 }
@@ -330,11 +344,14 @@ class MatchModel:
         try:
             frequencies = data.get("frequencies") or None
             model = cls(
-                classes=data["classes"], threshold=data["threshold"],
-                trained_on=data.get("trained_on", 0), iterations=data.get("iterations", 0),
+                classes=data["classes"],
+                threshold=data["threshold"],
+                trained_on=data.get("trained_on", 0),
+                iterations=data.get("iterations", 0),
                 frequencies=(
                     {name: Frequencies.from_json(table) for name, table in frequencies.items()}
-                    if frequencies else None
+                    if frequencies
+                    else None
                 ),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
@@ -381,14 +398,20 @@ def _start(patterns: Counter) -> list[dict]:
     for c, count in enumerate(LEVEL_COUNTS):
         # Strangers start where all blocked pairs are, minus what they never do.
         strangers[c] = _normalise(
-            [FLOOR if (c, level) in STRANGERS_NEVER else observed[c][level]
-             for level in range(count)]
+            [
+                FLOOR if (c, level) in STRANGERS_NEVER else observed[c][level]
+                for level in range(count)
+            ]
         )
     # Namesakes start like strangers, but sharing the surname and differing
     # on first name x birth date as related people do.
     namesakes = [
-        _normalise([FLOOR if (c, level) in NAMESAKES_NEVER else observed[c][level]
-                    for level in range(count)])
+        _normalise(
+            [
+                FLOOR if (c, level) in NAMESAKES_NEVER else observed[c][level]
+                for level in range(count)
+            ]
+        )
         for c, count in enumerate(LEVEL_COUNTS)
     ]
     namesakes[PERSON] = list(related[PERSON])
@@ -437,8 +460,10 @@ def em_learn(patterns: Counter, *, threshold: float) -> MatchModel:
         for c, level in NAMESAKES_NEVER:
             acc[NAMESAKES][c][level] = 0.0
         new = [
-            {"share": min(max(shares[j] / total, FLOOR), 1 - FLOOR),
-             "probs": [_normalise(levels) for levels in acc[j]]}
+            {
+                "share": min(max(shares[j] / total, FLOOR), 1 - FLOOR),
+                "probs": [_normalise(levels) for levels in acc[j]],
+            }
             for j in range(len(classes))
         ]
         change = max(

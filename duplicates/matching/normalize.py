@@ -25,6 +25,8 @@ from customers.search import fold, phonetic_key
 # and the ones shared by a man's and a woman's name (Pat, Sam, Jo, Terry, Val)
 # are left out because mapping them would merge different people's names; the
 # fuzzy comparison still scores them close to the full forms they start.
+# A word table reads best packed, several pairs a line.
+# fmt: off
 NICKNAMES: dict[str, str] = {
     # English
     "bill": "william", "billy": "william", "will": "william", "willy": "william",
@@ -87,15 +89,37 @@ NICKNAMES: dict[str, str] = {
     "kuba": "jakub", "bartek": "bartlomiej", "wojtek": "wojciech", "jurek": "jerzy",
     "staszek": "stanislaw", "ola": "aleksandra", "ania": "anna", "asia": "joanna",
 }
+# fmt: on
 
 # Street-type words and their abbreviations: "12 High St." == "12 High Street".
 STREET_WORDS: dict[str, str] = {
-    "st": "street", "str": "strasse", "rd": "road", "ave": "avenue", "av": "avenue",
-    "blvd": "boulevard", "ln": "lane", "dr": "drive", "ct": "court", "pl": "place",
-    "sq": "square", "cres": "crescent", "ter": "terrace", "tce": "terrace",
-    "hwy": "highway", "pk": "park", "gdns": "gardens", "cl": "close", "mt": "mount",
-    "straße": "strasse", "strasse": "strasse", "pkwy": "parkway", "apt": "apartment",
-    "n": "north", "s": "south", "e": "east", "w": "west",
+    "st": "street",
+    "str": "strasse",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "blvd": "boulevard",
+    "ln": "lane",
+    "dr": "drive",
+    "ct": "court",
+    "pl": "place",
+    "sq": "square",
+    "cres": "crescent",
+    "ter": "terrace",
+    "tce": "terrace",
+    "hwy": "highway",
+    "pk": "park",
+    "gdns": "gardens",
+    "cl": "close",
+    "mt": "mount",
+    "straße": "strasse",
+    "strasse": "strasse",
+    "pkwy": "parkway",
+    "apt": "apartment",
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
 }
 _GLUED_STREET = re.compile(r"(straat|strasse|str|gasse|weg|vej|gatan|gata|veien)\b")
 _DIGITS = re.compile(r"\d+")
@@ -236,19 +260,63 @@ class MatchRecord:
     def dumps(self) -> str:
         return _ENCODE(
             [
-                self.kind, self.first, self.last, self.first_shown, self.last_shown, self.dob,
-                self.emails, self.phones, self.national_id, self.postcode, self.house,
-                self.street, self.city, self.first_key, self.last_key, self.keys,
+                self.kind,
+                self.first,
+                self.last,
+                self.first_shown,
+                self.last_shown,
+                self.dob,
+                self.emails,
+                self.phones,
+                self.national_id,
+                self.postcode,
+                self.house,
+                self.street,
+                self.city,
+                self.first_key,
+                self.last_key,
+                self.keys,
             ]
         )
 
     @classmethod
     def loads(cls, customer_id: int, payload: str) -> MatchRecord:
-        (kind, first, last, first_shown, last_shown, dob, emails, phones, nid, postcode,
-         house, street, city, first_key, last_key, keys) = json.loads(payload)
+        (
+            kind,
+            first,
+            last,
+            first_shown,
+            last_shown,
+            dob,
+            emails,
+            phones,
+            nid,
+            postcode,
+            house,
+            street,
+            city,
+            first_key,
+            last_key,
+            keys,
+        ) = json.loads(payload)
         return cls(
-            customer_id, kind, first, last, first_shown, last_shown, dob, tuple(emails),
-            tuple(phones), nid, postcode, house, street, city, first_key, last_key, tuple(keys),
+            customer_id,
+            kind,
+            first,
+            last,
+            first_shown,
+            last_shown,
+            dob,
+            tuple(emails),
+            tuple(phones),
+            nid,
+            postcode,
+            house,
+            street,
+            city,
+            first_key,
+            last_key,
+            tuple(keys),
         )
 
 

@@ -52,9 +52,7 @@ def test_counts_and_rates_by_template_channel_and_week_exclude_restricted(staff,
     assert figures.since == datetime.date(2026, 8, 31)
     spring = next(row for row in figures.templates if row.label == "spring")
     assert spring.total == 6
-    assert spring.counts == {
-        "sent": 4, "delivered": 2, "bounced": 1, "failed": 1, "suppressed": 1
-    }
+    assert spring.counts == {"sent": 4, "delivered": 2, "bounced": 1, "failed": 1, "suppressed": 1}
     assert spring.rate("sent") == 4 / 6
     assert spring.rate("delivered") == 2 / 4
     assert spring.rate("failed") == 1 / 6

@@ -37,15 +37,23 @@ def run(tmp_path, capsys, body, *args):
     return json.loads(out.strip().splitlines()[-1]), err
 
 
-def test_import_creates_invoices_with_history_and_reimport_changes_nothing(
-    tmp_path, capsys, known
-):
+def test_import_creates_invoices_with_history_and_reimport_changes_nothing(tmp_path, capsys, known):
     summary, _ = run(tmp_path, capsys, GOOD)
-    assert summary == {"rows": 2, "created": 2, "updated": 0, "unchanged": 0, "errors": 0,
-                       "dry_run": False}
+    assert summary == {
+        "rows": 2,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "errors": 0,
+        "dry_run": False,
+    }
     first = Invoice.objects.get(number="INV-1")
     assert (first.customer, first.amount, first.currency, first.status) == (
-        known, Decimal("120.00"), "EUR", "open")
+        known,
+        Decimal("120.00"),
+        "EUR",
+        "open",
+    )
     assert Invoice.objects.get(number="INV-2").paid_at is not None
     assert first.history.get().history_change_reason == "invoice import invoices.csv"
     again, _ = run(tmp_path, capsys, GOOD)
@@ -102,9 +110,7 @@ def test_web_import_shows_the_errors_and_writes_nothing(admin, client_for, known
     path = tmp_path / "bad.csv"
     path.write_text(CSV_HEADER + "crm,C1,INV-1,-5,EUR,2026-01-01,2026-01-31,,\n")
     with path.open("rb") as upload:
-        response = client_for(admin).post(
-            "/communications/invoices/import/", {"file": upload}
-        )
+        response = client_for(admin).post("/communications/invoices/import/", {"file": upload})
     assert response.status_code == 400
     assert "row 2, amount: the amount must be more than zero" in response.content.decode()
     assert not Invoice.objects.exists()
@@ -130,8 +136,14 @@ def test_support_records_an_invoice_from_the_360_page(support, client_for, custo
     client = client_for(support)
     response = client.post(
         f"/communications/customers/{customer.pk}/invoices/new/",
-        {"number": "INV-7", "amount": "50.00", "currency": "eur",
-         "issue_date": "2026-03-01", "due_date": "2026-03-31", "reason": ""},
+        {
+            "number": "INV-7",
+            "amount": "50.00",
+            "currency": "eur",
+            "issue_date": "2026-03-01",
+            "due_date": "2026-03-31",
+            "reason": "",
+        },
     )
     assert response.status_code == 302
     invoice = Invoice.objects.get(number="INV-7")
@@ -145,8 +157,13 @@ def test_support_records_an_invoice_from_the_360_page(support, client_for, custo
 def test_invoice_due_before_issue_is_refused_with_the_reason(support, customer):
     with pytest.raises(ValidationError) as refused:
         invoices.invoice_create(
-            actor=support, customer=customer, number="X", amount=Decimal("1"), currency="EUR",
-            issue_date=datetime.date(2026, 3, 2), due_date=datetime.date(2026, 3, 1),
+            actor=support,
+            customer=customer,
+            number="X",
+            amount=Decimal("1"),
+            currency="EUR",
+            issue_date=datetime.date(2026, 3, 2),
+            due_date=datetime.date(2026, 3, 1),
         )
     assert refused.value.message_dict["due_date"] == [invoices.DUE_BEFORE_ISSUE]
 
@@ -160,8 +177,13 @@ def test_roles_without_invoice_rights_get_403_on_crafted_posts(
     client = client_for(user)
     response = client.post(
         f"/communications/customers/{customer.pk}/invoices/new/",
-        {"number": "INV-8", "amount": "5", "currency": "EUR",
-         "issue_date": "2026-03-01", "due_date": "2026-03-31"},
+        {
+            "number": "INV-8",
+            "amount": "5",
+            "currency": "EUR",
+            "issue_date": "2026-03-01",
+            "due_date": "2026-03-31",
+        },
     )
     assert response.status_code == 403
     response = client.post(
@@ -186,8 +208,7 @@ def test_marking_paid_needs_a_reason_and_an_open_invoice(support, client_for, cu
     invoice.refresh_from_db()
     assert invoice.status == "paid" and invoice.paid_at is not None
     with pytest.raises(ValidationError) as refused:
-        invoices.invoice_status_set(actor=support, invoice=invoice, status="cancelled",
-                                    reason="x")
+        invoices.invoice_status_set(actor=support, invoice=invoice, status="cancelled", reason="x")
     assert refused.value.messages == [
         invoices.INVOICE_NOT_OPEN.format(number="INV-1", status="Paid")
     ]
@@ -214,15 +235,23 @@ def test_an_administrator_adds_an_invoice_in_the_admin_through_the_service(
 ):
     response = client_for(admin).post(
         "/admin/communications/invoice/add/",
-        {"customer": customer.pk, "number": "ADM-1", "amount": "10.00", "currency": "gbp",
-         "issue_date": "2026-03-01", "due_date": "2026-03-31"},
+        {
+            "customer": customer.pk,
+            "number": "ADM-1",
+            "amount": "10.00",
+            "currency": "gbp",
+            "issue_date": "2026-03-01",
+            "due_date": "2026-03-31",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     invoice = Invoice.objects.get(number="ADM-1")
     assert invoice.currency == "GBP"
     history = invoice.history.get()
     assert (history.history_user, history.history_change_reason) == (
-        admin, "invoice recorded in the admin")
+        admin,
+        "invoice recorded in the admin",
+    )
 
 
 def test_the_invoices_panel_has_an_empty_state(staff, client_for, customer):

@@ -71,8 +71,15 @@ def test_a_message_sending_for_less_than_the_timeout_is_left_alone(support, reac
 def test_a_stalled_bulk_send_is_resumed_from_its_cursor(support, admin, reachable, celery_eager):
     grant(reachable, support)
     template = services.template_save(
-        actor=admin, reason="x", name="news", channel="email", language="en",
-        purpose="marketing", subject="News", body="Hi {{ customer.first_name }}", is_active=True,
+        actor=admin,
+        reason="x",
+        name="news",
+        channel="email",
+        language="en",
+        purpose="marketing",
+        subject="News",
+        body="Hi {{ customer.first_name }}",
+        is_active=True,
     )
     created = bulk.bulk_send_create(actor=support, template=template, filters={})
     BulkSend.objects.filter(pk=created.pk).update(

@@ -125,8 +125,12 @@ def test_billing_consent_decides_not_marketing(reachable, support):
     grant(reachable, support, purpose=Purpose.MARKETING)
     grant(reachable, support, purpose=Purpose.BILLING, granted=False)
     Invoice.objects.create(
-        customer=reachable, number="INV-5", amount=Decimal("5"), currency="EUR",
-        issue_date=DUE, due_date=DUE,
+        customer=reachable,
+        number="INV-5",
+        amount=Decimal("5"),
+        currency="EUR",
+        issue_date=DUE,
+        due_date=DUE,
     )
     assert reminders_on(DUE) == {"suppressed": 1}
     message = Message.objects.get()

@@ -26,7 +26,9 @@ NEW_BILL = {
 @pytest.fixture
 def william():
     customer = factories.PersonFactory(
-        first_name="William", last_name="Turner", date_of_birth=datetime.date(1980, 3, 4),
+        first_name="William",
+        last_name="Turner",
+        date_of_birth=datetime.date(1980, 3, 4),
         country="GB",
     )
     factories.EmailFactory(customer=customer, email="w.turner@example.com", is_primary=True)

@@ -136,9 +136,7 @@ def _connections() -> int:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_job_cancelled_while_running_stops_with_what_it_committed(
-    tmp_path, monkeypatch, workers
-):
+def test_a_job_cancelled_while_running_stops_with_what_it_committed(tmp_path, monkeypatch, workers):
     """Cancelled after its first chunk: the chunks committed before the writers
     saw the request are kept and counted, none after, nothing half-written."""
     monkeypatch.setattr(pipeline, "CHUNK_ROWS", 10)

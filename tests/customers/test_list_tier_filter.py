@@ -28,7 +28,11 @@ def world():
     buy(smithson, 20)
     segments = recompute()
     return {
-        "whale": whale, "smith": smith, "smithson": smithson, "hidden": hidden, "idle": idle,
+        "whale": whale,
+        "smith": smith,
+        "smithson": smithson,
+        "hidden": hidden,
+        "idle": idle,
         "segments": segments,
     }
 
@@ -46,7 +50,9 @@ def test_tier_filter_lists_only_that_tier_of_the_visible_customers(world, staff,
     assert names(response) == {"Wilma Whale"}
     assert "Customers: tier A" in response.content.decode()
     assert names(client_for(staff).get("/customers/", {"tier": "C"})) == {
-        "John Smith", "Peter Smithson", "Ida Idle"
+        "John Smith",
+        "Peter Smithson",
+        "Ida Idle",
     }
 
 
@@ -54,7 +60,8 @@ def test_a_granted_user_sees_the_restricted_customer_in_its_tier(world, staff, c
     assign_perm("customers.view_customer", staff, world["hidden"])
 
     assert names(client_for(staff).get("/customers/", {"tier": "A"})) == {
-        "Wilma Whale", "John Hidden"
+        "Wilma Whale",
+        "John Hidden",
     }
 
 

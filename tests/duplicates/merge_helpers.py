@@ -15,42 +15,81 @@ from tests import factories
 _keys = itertools.count(1)
 
 EXPLANATION = [
-    {"comparison": "name", "level": "exact", "label": "Names agree", "weight": 6.2,
-     "a": "Ada Lovelace", "b": "Ada Lovelace"},
-    {"comparison": "dob", "level": "exact", "label": "Same date of birth", "weight": 4.1,
-     "a": "1985-04-12", "b": "1985-04-12"},
-    {"comparison": "email", "level": "different", "label": "Emails differ", "weight": -1.5,
-     "a": "ada@example.com", "b": "ada.l@example.org"},
-    {"comparison": "phone", "level": "missing", "label": "No phone on one side", "weight": 0.0,
-     "a": "", "b": ""},
+    {
+        "comparison": "name",
+        "level": "exact",
+        "label": "Names agree",
+        "weight": 6.2,
+        "a": "Ada Lovelace",
+        "b": "Ada Lovelace",
+    },
+    {
+        "comparison": "dob",
+        "level": "exact",
+        "label": "Same date of birth",
+        "weight": 4.1,
+        "a": "1985-04-12",
+        "b": "1985-04-12",
+    },
+    {
+        "comparison": "email",
+        "level": "different",
+        "label": "Emails differ",
+        "weight": -1.5,
+        "a": "ada@example.com",
+        "b": "ada.l@example.org",
+    },
+    {
+        "comparison": "phone",
+        "level": "missing",
+        "label": "No phone on one side",
+        "weight": 0.0,
+        "a": "",
+        "b": "",
+    },
 ]
 
 
 def candidate_for(a, b, *, score: float = 0.97) -> DuplicateCandidate:
     low, high = sorted((a, b), key=lambda c: c.pk)
     return DuplicateCandidate.objects.create(
-        customer_a=low, customer_b=high, score=score, match_weight=8.8,
+        customer_a=low,
+        customer_b=high,
+        score=score,
+        match_weight=8.8,
         explanation=EXPLANATION,
     )
 
 
 def consent(customer, *, granted: bool, channel="email", purpose="marketing", at=None, by=None):
     return ConsentEntry.objects.create(
-        customer=customer, channel=channel, purpose=purpose, granted=granted,
-        recorded_at=at or timezone.now(), source="call", captured_by=by, reason="asked",
+        customer=customer,
+        channel=channel,
+        purpose=purpose,
+        granted=granted,
+        recorded_at=at or timezone.now(),
+        source="call",
+        captured_by=by,
+        reason="asked",
     )
 
 
 def message(customer) -> Message:
     return Message.objects.create(
-        customer=customer, channel="email", purpose="service", body="Hello",
+        customer=customer,
+        channel="email",
+        purpose="service",
+        body="Hello",
         idempotency_key=f"test-{next(_keys)}",
     )
 
 
 def kyc_case(customer, user, *, status=KycCase.Status.APPROVED) -> KycCase:
     return KycCase.objects.create(
-        customer=customer, status=status, preparer=user, last_edited_by=user,
+        customer=customer,
+        status=status,
+        preparer=user,
+        last_edited_by=user,
     )
 
 

@@ -18,8 +18,13 @@ from duplicates.models import DuplicateScan, MatchKey
 from duplicates.scanning import duplicate_scan_run
 from tests import factories
 
-ANNA = {"first_name": "Anna", "last_name": "Kowalski", "date_of_birth": "1988-05-06",
-        "email": "anna.k@example.com", "postcode": "00-950"}
+ANNA = {
+    "first_name": "Anna",
+    "last_name": "Kowalski",
+    "date_of_birth": "1988-05-06",
+    "email": "anna.k@example.com",
+    "postcode": "00-950",
+}
 
 
 def keys(data: dict) -> set[str]:
@@ -27,19 +32,27 @@ def keys(data: dict) -> set[str]:
 
 
 def test_corrupted_copies_keep_a_shared_key():
-    assert keys(ANNA) & keys({**ANNA, "first_name": "Kowalski", "last_name": "Anna",
-                              "email": ""})  # swapped
+    assert keys(ANNA) & keys(
+        {**ANNA, "first_name": "Kowalski", "last_name": "Anna", "email": ""}
+    )  # swapped
     assert keys(ANNA) & keys({**ANNA, "last_name": "Nowak", "email": ""})  # married
-    assert keys(ANNA) & keys({**ANNA, "first_name": "Hanna", "date_of_birth": "",
-                              "postcode": ""})  # same e-mail
+    assert keys(ANNA) & keys(
+        {**ANNA, "first_name": "Hanna", "date_of_birth": "", "postcode": ""}
+    )  # same e-mail
     assert keys({"first_name": "Bill", "last_name": "Smith", "date_of_birth": "1970-01-02"}) & (
         keys({"first_name": "Smith", "last_name": "Bill", "date_of_birth": "1970-01-02"})
     )
 
 
 def test_strangers_share_no_key():
-    assert not keys(ANNA) & keys({"first_name": "Oskar", "last_name": "Brandt",
-                                  "date_of_birth": "1950-02-03", "email": "ob@example.org"})
+    assert not keys(ANNA) & keys(
+        {
+            "first_name": "Oskar",
+            "last_name": "Brandt",
+            "date_of_birth": "1950-02-03",
+            "email": "ob@example.org",
+        }
+    )
 
 
 def test_a_record_without_birth_date_meets_its_name_of_any_year():

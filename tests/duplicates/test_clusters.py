@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def thompson(first="William", dob=datetime.date(1979, 3, 14), email=None):
-    customer = factories.PersonFactory(first_name=first, last_name="Thompson",
-                                       date_of_birth=dob)
+    customer = factories.PersonFactory(first_name=first, last_name="Thompson", date_of_birth=dob)
     if email:
         factories.EmailFactory(customer=customer, email=email)
     factories.AddressFactory(customer=customer, street="12 High Street", postcode="SW1A 1AA")

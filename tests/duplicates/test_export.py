@@ -33,8 +33,7 @@ def test_export_writes_pairs_at_the_threshold_with_their_first_source_ids(tmp_pa
     call_command("export_duplicate_pairs", str(path), stdout=out)
 
     rows = list(csv.reader(path.open(encoding="utf-8")))
-    assert rows[0] == ["source_a", "external_id_a", "source_b", "external_id_b", "score",
-                       "status"]
+    assert rows[0] == ["source_a", "external_id_a", "source_b", "external_id_b", "score", "status"]
     assert rows[1:] == [
         ["crm", "C-9", "crm", "'=HYPERLINK()", "0.9700", "open"],
         ["crm", "C-9", "crm", "C-3", "0.9300", "merged"],

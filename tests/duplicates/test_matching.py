@@ -19,9 +19,14 @@ from duplicates.scanning import match_keys_refresh
 from tests import factories
 
 JOHN = {
-    "first_name": "William", "last_name": "Thompson", "date_of_birth": "1979-03-14",
-    "email": "william.thompson@gmail.com", "phone": "+447700900123",
-    "street": "12 High Street", "postcode": "SW1A 1AA", "city": "London",
+    "first_name": "William",
+    "last_name": "Thompson",
+    "date_of_birth": "1979-03-14",
+    "email": "william.thompson@gmail.com",
+    "phone": "+447700900123",
+    "street": "12 High Street",
+    "postcode": "SW1A 1AA",
+    "city": "London",
 }
 
 
@@ -80,30 +85,46 @@ def test_corrupted_copies_are_matches(change):
 
 
 def test_same_name_with_different_birth_date_and_email_is_not_a_match():
-    other = {**JOHN, "date_of_birth": "1991-08-30", "email": "wt1991@yahoo.com", "phone": "",
-             "street": "3 Park Lane", "postcode": "M1 1AE"}
+    other = {
+        **JOHN,
+        "date_of_birth": "1991-08-30",
+        "email": "wt1991@yahoo.com",
+        "phone": "",
+        "street": "3 Park Lane",
+        "postcode": "M1 1AE",
+    }
     assert score(JOHN, other) < DEFAULT_THRESHOLD
 
 
 def test_household_members_are_not_matches():
-    spouse = {**JOHN, "first_name": "Margaret", "date_of_birth": "1981-11-02",
-              "email": "thompson.family@gmail.com"}
-    child = {**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21",
-             "email": "thompson.family@gmail.com"}
+    spouse = {
+        **JOHN,
+        "first_name": "Margaret",
+        "date_of_birth": "1981-11-02",
+        "email": "thompson.family@gmail.com",
+    }
+    child = {
+        **JOHN,
+        "first_name": "Oliver",
+        "date_of_birth": "2010-06-21",
+        "email": "thompson.family@gmail.com",
+    }
     assert score(JOHN, spouse) < DEFAULT_THRESHOLD
     assert score(spouse, child) < DEFAULT_THRESHOLD
 
 
 def test_a_person_is_never_matched_with_an_organisation():
-    company = {"kind": "organization", "organization_name": "William Thompson",
-               "email": JOHN["email"]}
+    company = {
+        "kind": "organization",
+        "organization_name": "William Thompson",
+        "email": JOHN["email"],
+    }
     assert compare(record_from_data(JOHN), record_from_data(company, customer_id=2)) is None
 
 
 def test_explanation_names_each_comparison_with_level_weight_and_masked_id():
     a = record_from_data({**JOHN, "national_id": "AB123456C"})
-    b = record_from_data({**JOHN, "first_name": "Bill", "national_id": "AB123456C"},
-                         customer_id=2)
+    b = record_from_data({**JOHN, "first_name": "Bill", "national_id": "AB123456C"}, customer_id=2)
     _, _, pattern = pair_score(DEFAULT_MODEL, a, b)
     rows = {row["comparison"]: row for row in explanation(DEFAULT_MODEL, a, b, pattern)}
     # The nickname is resolved before comparing, so the first names agree.
@@ -119,13 +140,21 @@ def test_em_learns_duplicates_apart_from_households():
     households (they differ, surname and address agree) and strangers."""
     from collections import Counter
 
-    patterns = Counter({
-        (0, 0, 0, 0, 0, -1): 300, (1, 0, -1, 0, 0, -1): 100, (0, 1, 0, -1, 1, -1): 80,
-        (0, 0, 2, 2, 2, -1): 30,
-        (7, 0, 0, 0, 0, -1): 250, (7, 0, 2, 0, 0, -1): 250, (4, 0, 2, 2, 0, -1): 20,
-        (5, 0, 2, 0, 0, -1): 40,
-        (7, 2, 2, 2, 1, -1): 900, (4, 2, 2, 2, 2, -1): 300, (7, 1, 2, 2, 2, -1): 200,
-    })
+    patterns = Counter(
+        {
+            (0, 0, 0, 0, 0, -1): 300,
+            (1, 0, -1, 0, 0, -1): 100,
+            (0, 1, 0, -1, 1, -1): 80,
+            (0, 0, 2, 2, 2, -1): 30,
+            (7, 0, 0, 0, 0, -1): 250,
+            (7, 0, 2, 0, 0, -1): 250,
+            (4, 0, 2, 2, 0, -1): 20,
+            (5, 0, 2, 0, 0, -1): 40,
+            (7, 2, 2, 2, 1, -1): 900,
+            (4, 2, 2, 2, 2, -1): 300,
+            (7, 1, 2, 2, 2, -1): 200,
+        }
+    )
     model = em_learn(patterns, threshold=DEFAULT_THRESHOLD)
     assert model.score((0, 0, 0, 0, 0, -1))[0] > 0.99
     assert model.score((7, 0, 0, 0, 0, -1))[0] < 0.01  # a household member
@@ -135,13 +164,22 @@ def test_em_learns_duplicates_apart_from_households():
 
 @pytest.mark.django_db
 def test_likely_matches_finds_a_visible_block_mate_and_skips_merged_and_restricted(staff):
-    match = factories.PersonFactory(first_name="William", last_name="Thompson",
-                                    date_of_birth=datetime.date(1979, 3, 14))
+    match = factories.PersonFactory(
+        first_name="William", last_name="Thompson", date_of_birth=datetime.date(1979, 3, 14)
+    )
     factories.EmailFactory(customer=match, email="william.thompson@gmail.com")
-    hidden = factories.PersonFactory(first_name="William", last_name="Thompson",
-                                     date_of_birth=datetime.date(1979, 3, 14), restricted=True)
-    merged = factories.PersonFactory(first_name="William", last_name="Thompson",
-                                     date_of_birth=datetime.date(1979, 3, 14), status="merged")
+    hidden = factories.PersonFactory(
+        first_name="William",
+        last_name="Thompson",
+        date_of_birth=datetime.date(1979, 3, 14),
+        restricted=True,
+    )
+    merged = factories.PersonFactory(
+        first_name="William",
+        last_name="Thompson",
+        date_of_birth=datetime.date(1979, 3, 14),
+        status="merged",
+    )
     match_keys_refresh(customer_ids=[match.pk, hidden.pk, merged.pk])
 
     found = likely_matches(user=staff, data={**JOHN, "first_name": "Bill"})
@@ -154,8 +192,9 @@ def test_likely_matches_finds_a_visible_block_mate_and_skips_merged_and_restrict
 
 @pytest.mark.django_db
 def test_likely_matches_for_rows_batches_a_preview_chunk(staff, django_assert_max_num_queries):
-    customer = factories.PersonFactory(first_name="Margaret", last_name="Okafor",
-                                       date_of_birth=datetime.date(1990, 1, 2))
+    customer = factories.PersonFactory(
+        first_name="Margaret", last_name="Okafor", date_of_birth=datetime.date(1990, 1, 2)
+    )
     match_keys_refresh(customer_ids=[customer.pk])
     from duplicates.matching import likely_matches_for_rows
 
@@ -175,8 +214,7 @@ def test_phones_in_different_formats_match_once_normalised_to_e164():
     national = normalize_phone("020 7946 0958", "GB")
     international = normalize_phone("+44 (0)20-7946-0958", "GB")
     a = {**JOHN, "email": "", "phone": national, "date_of_birth": ""}
-    b = {**JOHN, "email": "", "phone": international, "date_of_birth": "",
-         "first_name": "Bill"}
+    b = {**JOHN, "email": "", "phone": international, "date_of_birth": "", "first_name": "Bill"}
     pattern = compare(record_from_data(a), record_from_data(b, customer_id=2))
     assert pattern[3] == 0  # phone agrees
     assert score(a, b) >= DEFAULT_THRESHOLD
@@ -185,12 +223,21 @@ def test_phones_in_different_formats_match_once_normalised_to_e164():
 # -- term frequencies -------------------------------------------------------------
 
 TRAINING = {
-    (0, 0, 0, 0, 0, -1): 300, (1, 0, -1, 0, 0, -1): 100, (0, 1, 0, -1, 1, -1): 80,
-    (0, 0, 2, 2, 2, -1): 30, (0, 0, 0, 2, 2, -1): 30, (3, 0, 0, 0, 0, -1): 40,
-    (7, 0, 0, 0, 0, -1): 250, (7, 0, 2, 0, 0, -1): 250, (4, 0, 2, 2, 0, -1): 20,
+    (0, 0, 0, 0, 0, -1): 300,
+    (1, 0, -1, 0, 0, -1): 100,
+    (0, 1, 0, -1, 1, -1): 80,
+    (0, 0, 2, 2, 2, -1): 30,
+    (0, 0, 0, 2, 2, -1): 30,
+    (3, 0, 0, 0, 0, -1): 40,
+    (7, 0, 0, 0, 0, -1): 250,
+    (7, 0, 2, 0, 0, -1): 250,
+    (4, 0, 2, 2, 0, -1): 20,
     (5, 0, 2, 0, 0, -1): 40,
-    (7, 2, 2, 2, 1, -1): 900, (4, 2, 2, 2, 2, -1): 300, (7, 1, 2, 2, 2, -1): 200,
-    (0, 2, 2, 2, 2, -1): 150, (1, 2, 2, 2, 2, -1): 60,
+    (7, 2, 2, 2, 1, -1): 900,
+    (4, 2, 2, 2, 2, -1): 300,
+    (7, 1, 2, 2, 2, -1): 200,
+    (0, 2, 2, 2, 2, -1): 150,
+    (1, 2, 2, 2, 2, -1): 60,
 }
 
 
@@ -202,16 +249,29 @@ def tf_model():
     from duplicates.matching.model import Frequencies
 
     model = em_learn(Counter(TRAINING), threshold=DEFAULT_THRESHOLD)
-    firsts = {"john": 400, "william": 40, "margaret": 30, "oliver": 30, "xavier": 1,
-              **{f"given{i}": 5 for i in range(1800)}}
+    firsts = {
+        "john": 400,
+        "william": 40,
+        "margaret": 30,
+        "oliver": 30,
+        "xavier": 1,
+        **{f"given{i}": 5 for i in range(1800)},
+    }
     lasts = {"smith": 300, "thompson": 20, "quennell": 1, **{f"family{i}": 4 for i in range(2500)}}
-    model.frequencies = {"first": Frequencies.from_counts(firsts),
-                         "last": Frequencies.from_counts(lasts)}
+    model.frequencies = {
+        "first": Frequencies.from_counts(firsts),
+        "last": Frequencies.from_counts(lasts),
+    }
     return model
 
 
-STRANGER = {"email": "someone.else@example.org", "phone": "+447700900999",
-            "street": "3 Park Lane", "postcode": "M1 1AE", "city": "Manchester"}
+STRANGER = {
+    "email": "someone.else@example.org",
+    "phone": "+447700900999",
+    "street": "3 Park Lane",
+    "postcode": "M1 1AE",
+    "city": "Manchester",
+}
 
 
 def test_agreeing_on_common_names_counts_less_than_on_rare_ones():
@@ -239,8 +299,9 @@ def test_name_frequencies_survive_the_model_json():
     model = tf_model()
     again = MatchModel.from_json(model.as_json())
     a = record_from_data({**JOHN, "first_name": "John", "last_name": "Smith"})
-    b = record_from_data({**JOHN, "first_name": "John", "last_name": "Smith", **STRANGER},
-                         customer_id=2)
+    b = record_from_data(
+        {**JOHN, "first_name": "John", "last_name": "Smith", **STRANGER}, customer_id=2
+    )
     assert pair_score(again, a, b)[:2] == pytest.approx(pair_score(model, a, b)[:2])
     rows = {row["comparison"]: row for row in explanation(model, a, b, pair_score(model, a, b)[2])}
     assert "customers share it" in rows["last_name"]["label"]
@@ -264,13 +325,27 @@ def test_corrupted_copies_still_match_with_term_frequencies(change):
 
 def test_same_name_different_birth_date_and_households_still_apart_with_term_frequencies():
     model = tf_model()
-    other = {**JOHN, "date_of_birth": "1991-08-30", "email": "wt1991@yahoo.com", "phone": "",
-             "street": "3 Park Lane", "postcode": "M1 1AE"}
+    other = {
+        **JOHN,
+        "date_of_birth": "1991-08-30",
+        "email": "wt1991@yahoo.com",
+        "phone": "",
+        "street": "3 Park Lane",
+        "postcode": "M1 1AE",
+    }
     assert score(JOHN, other, model) < DEFAULT_THRESHOLD
-    spouse = {**JOHN, "first_name": "Margaret", "date_of_birth": "1981-11-02",
-              "email": "thompson.family@gmail.com"}
-    child = {**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21",
-             "email": "thompson.family@gmail.com"}
+    spouse = {
+        **JOHN,
+        "first_name": "Margaret",
+        "date_of_birth": "1981-11-02",
+        "email": "thompson.family@gmail.com",
+    }
+    child = {
+        **JOHN,
+        "first_name": "Oliver",
+        "date_of_birth": "2010-06-21",
+        "email": "thompson.family@gmail.com",
+    }
     assert score(JOHN, spouse, model) < DEFAULT_THRESHOLD
     assert score(spouse, child, model) < DEFAULT_THRESHOLD
 
@@ -278,8 +353,7 @@ def test_same_name_different_birth_date_and_households_still_apart_with_term_fre
 def test_phone_formats_still_match_with_term_frequencies():
     from customers.normalization import normalize_phone
 
-    a = {**JOHN, "email": "", "phone": normalize_phone("020 7946 0958", "GB"),
-         "date_of_birth": ""}
+    a = {**JOHN, "email": "", "phone": normalize_phone("020 7946 0958", "GB"), "date_of_birth": ""}
     b = {**a, "phone": normalize_phone("+44 (0)20-7946-0958", "GB"), "first_name": "Bill"}
     assert score(a, b, tf_model()) >= DEFAULT_THRESHOLD
 
@@ -310,15 +384,18 @@ def test_an_email_or_phone_shared_by_very_many_customers_is_no_evidence():
     from duplicates.matching.compare import MISSING, Common
 
     a = record_from_data(JOHN)
-    b = record_from_data({**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21"},
-                         customer_id=2)
-    common = Common.from_keys([*(f"e:{e}" for e in a.emails), *(f"p:{p}" for p in a.phones),
-                               "n:unrelated"])
+    b = record_from_data(
+        {**JOHN, "first_name": "Oliver", "date_of_birth": "2010-06-21"}, customer_id=2
+    )
+    common = Common.from_keys(
+        [*(f"e:{e}" for e in a.emails), *(f"p:{p}" for p in a.phones), "n:unrelated"]
+    )
     email, phone = NAMES.index("email"), NAMES.index("phone")
     assert compare(a, b)[email] == 0 and compare(a, b)[phone] == 0
     assert compare(a, b, common)[email] == MISSING and compare(a, b, common)[phone] == MISSING
-    rows = {row["comparison"]: row for row in explanation(DEFAULT_MODEL, a, b,
-                                                          compare(a, b, common))}
+    rows = {
+        row["comparison"]: row for row in explanation(DEFAULT_MODEL, a, b, compare(a, b, common))
+    }
     assert rows["email"]["label"] == "shared by very many customers: no evidence either way"
     assert rows["email"]["weight"] == 0
 
@@ -328,8 +405,7 @@ def test_em_learns_namesakes_who_share_a_surname_and_nothing_else():
 
     from duplicates.matching.model import FLOOR, NAMESAKES, PERSON
 
-    namesakes_seen = {(4, 0, 2, 2, 2, -1): 200, (4, 0, -1, 2, 2, -1): 100,
-                      (5, 0, 2, 2, 2, -1): 60}
+    namesakes_seen = {(4, 0, 2, 2, 2, -1): 200, (4, 0, -1, 2, 2, -1): 100, (5, 0, 2, 2, 2, -1): 60}
     model = em_learn(Counter({**TRAINING, **namesakes_seen}), threshold=DEFAULT_THRESHOLD)
     namesakes = model.classes[NAMESAKES]["probs"]
     # They share a surname, never a contact point or an id, nor first name and birth date.
@@ -346,4 +422,3 @@ def test_the_same_house_number_on_another_street_of_the_postcode_is_not_the_same
     next_street = record_from_data({**JOHN, "street": "12 Mill Road"}, customer_id=3)
     assert compare(a, same_home)[address] == 0
     assert compare(a, next_street)[address] == 1  # the same postcode only
-

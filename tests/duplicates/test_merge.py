@@ -39,7 +39,8 @@ def merge(survivor, merged, actor, **kwargs):
 def state(customer, channel="email", purpose="marketing"):
     customer = Customer.objects.get(pk=customer.pk)
     return next(
-        s.granted for s in consent_states(customer=customer)
+        s.granted
+        for s in consent_states(customer=customer)
         if (s.channel, s.purpose) == (channel, purpose)
     )
 
@@ -47,12 +48,13 @@ def state(customer, channel="email", purpose="marketing"):
 def test_merge_moves_every_kind_of_child_record(steward, staff):
     survivor = factories.PersonFactory(first_name="Ada", last_name="Lovelace")
     duplicate = factories.PersonFactory(first_name="Ada", last_name="Lovelace")
-    mine = with_children(survivor, email="ada@example.com", phone="+447700900001",
-                         source_id="S-1")
-    theirs = with_children(duplicate, email="ada.l@example.org", phone="+447700900002",
-                           source_id="S-2")
-    same_email = factories.EmailFactory(customer=duplicate, email="ada@example.com",
-                                        is_primary=False)
+    mine = with_children(survivor, email="ada@example.com", phone="+447700900001", source_id="S-1")
+    theirs = with_children(
+        duplicate, email="ada.l@example.org", phone="+447700900002", source_id="S-2"
+    )
+    same_email = factories.EmailFactory(
+        customer=duplicate, email="ada@example.com", is_primary=False
+    )
     case = kyc_case(duplicate, staff)
     entry = consent(duplicate, granted=True, channel="sms")
     Preference.objects.create(customer=duplicate, language="en")
@@ -70,9 +72,7 @@ def test_merge_moves_every_kind_of_child_record(steward, staff):
     assert KycCase.objects.get(pk=case.pk).customer_id == survivor.pk
     assert ConsentEntry.objects.get(pk=entry.pk).customer_id == survivor.pk
     assert Preference.objects.get(customer=survivor).language == "en"
-    assert CustomerUserObjectPermission.objects.filter(
-        content_object=survivor, user=staff
-    ).exists()
+    assert CustomerUserObjectPermission.objects.filter(content_object=survivor, user=staff).exists()
     assert OrganizationContact.objects.get(pk=link.pk).person_id == survivor.pk
     assert not MatchKey.objects.filter(customer=duplicate).exists()
 
@@ -86,10 +86,16 @@ def test_merge_moves_every_kind_of_child_record(steward, staff):
 
     assert record.moved["customers.emailaddress"] == [theirs["email"].pk]
     for label in (
-        "customers.phonenumber", "customers.postaladdress", "customers.sourceidentifier",
-        "customers.interaction", "communications.message", "compliance.kyccase",
-        "communications.consententry", "communications.preference",
-        "customers.customeruserobjectpermission", "customers.organizationcontact",
+        "customers.phonenumber",
+        "customers.postaladdress",
+        "customers.sourceidentifier",
+        "customers.interaction",
+        "communications.message",
+        "compliance.kyccase",
+        "communications.consententry",
+        "communications.preference",
+        "customers.customeruserobjectpermission",
+        "customers.organizationcontact",
     ):
         assert record.moved[label], label
 
@@ -115,7 +121,9 @@ def test_steward_chooses_the_surviving_value_per_field(steward):
         first_name="Robert", last_name="Smith", date_of_birth=datetime.date(1970, 1, 2)
     )
     [record] = merge(
-        survivor, [duplicate], steward,
+        survivor,
+        [duplicate],
+        steward,
         chosen={"first_name": duplicate.pk, "date_of_birth": duplicate.pk},
     )
     survivor.refresh_from_db()
@@ -141,7 +149,9 @@ def test_consent_most_restrictive_state_wins(steward):
     [added] = record.added["communications.consententry"]
     withdrawal = ConsentEntry.objects.get(pk=added)
     assert (withdrawal.customer_id, withdrawal.granted, withdrawal.source) == (
-        survivor.pk, False, services.MERGE_CONSENT_SOURCE
+        survivor.pk,
+        False,
+        services.MERGE_CONSENT_SOURCE,
     )
     assert withdrawal.captured_by == steward
     # Nothing on the ledger was rewritten: the grant is still there, only superseded.
@@ -281,7 +291,9 @@ def test_candidate_decisions_record_each_side(steward, staff):
         candidate=candidate, actor=steward, note="twins"
     )
     assert (decided.status, decided.reviewed_by, decided.review_note) == (
-        "not_duplicate", steward, "twins"
+        "not_duplicate",
+        steward,
+        "twins",
     )
     assert decided.a_updated_at == a.updated_at and decided.b_updated_at == b.updated_at
     skipped = services.duplicate_candidate_skip(candidate=candidate, actor=steward)

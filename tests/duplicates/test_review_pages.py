@@ -41,8 +41,7 @@ def merge_post(candidate, **extra):
 
 def test_steward_sees_the_queue_best_score_first_with_filters(steward, client_for, pair):
     low = candidate_for(factories.PersonFactory(), factories.PersonFactory(), score=0.55)
-    org = candidate_for(factories.OrganizationFactory(), factories.OrganizationFactory(),
-                        score=0.9)
+    org = candidate_for(factories.OrganizationFactory(), factories.OrganizationFactory(), score=0.9)
     client = client_for(steward)
     page = client.get("/duplicates/").content.decode()
     assert page.index(f"/duplicates/{pair.pk}/") < page.index(f"/duplicates/{low.pk}/")
@@ -70,11 +69,15 @@ def test_other_roles_cannot_open_the_queue_or_post_any_decision(who, persona, cl
 @pytest.mark.parametrize("who", OTHER_ROLES)
 def test_other_roles_cannot_undo_a_merge(who, persona, steward, client_for, pair):
     [merge] = services.customers_merge(
-        survivor=pair.customer_a, merged=[pair.customer_b], actor=steward, chosen={},
+        survivor=pair.customer_a,
+        merged=[pair.customer_b],
+        actor=steward,
+        chosen={},
         reason="same",
     )
-    response = client_for(persona(who)).post(f"/duplicates/merges/{merge.pk}/undo/",
-                                             {"reason": "x"})
+    response = client_for(persona(who)).post(
+        f"/duplicates/merges/{merge.pk}/undo/", {"reason": "x"}
+    )
     assert response.status_code == 403
     merge.refresh_from_db()
     assert merge.unmerged_at is None
@@ -143,10 +146,12 @@ def test_steward_who_cannot_see_one_side_gets_404_even_by_crafted_post(steward, 
     assert client.get(f"/duplicates/{candidate.pk}/").status_code == 200
 
 
-def test_tombstone_redirects_to_the_survivor_and_shows_a_banner(steward, staff, client_for,
-                                                               pair):
+def test_tombstone_redirects_to_the_survivor_and_shows_a_banner(steward, staff, client_for, pair):
     [merge] = services.customers_merge(
-        survivor=pair.customer_a, merged=[pair.customer_b], actor=steward, chosen={},
+        survivor=pair.customer_a,
+        merged=[pair.customer_b],
+        actor=steward,
+        chosen={},
         reason="same",
     )
     client = client_for(staff)
@@ -156,9 +161,10 @@ def test_tombstone_redirects_to_the_survivor_and_shows_a_banner(steward, staff, 
     banner = client.get(f"/duplicates/customer/{pair.customer_b_id}/").content.decode()
     assert "Merged into" in banner and str(pair.customer_a) in banner
     assert f"merge #{merge.pk}" not in banner  # staff do not review merges
-    assert f"merge #{merge.pk}" in client_for(steward).get(
-        f"/duplicates/customer/{pair.customer_b_id}/"
-    ).content.decode()
+    assert (
+        f"merge #{merge.pk}"
+        in client_for(steward).get(f"/duplicates/customer/{pair.customer_b_id}/").content.decode()
+    )
 
 
 def test_customer_page_lists_open_candidates_lazily(staff, steward, client_for, pair):
@@ -207,7 +213,9 @@ def test_officers_find_waiting_merges_in_their_queue(
     client_for(steward).post(f"/duplicates/{candidate.pk}/merge/", merge_post(candidate))
     waiting = MergeRequest.objects.get()
     assert (waiting.status, waiting.requested_by, waiting.customer_ids) == (
-        "pending", steward, [a.pk, b.pk]
+        "pending",
+        steward,
+        [a.pk, b.pk],
     )
     assert waiting.history.get().history_user == steward
 
@@ -292,8 +300,9 @@ def test_merge_pages_and_customer_panel_query_counts_do_not_grow(
 
     def merged_pair():
         a, b = factories.PersonFactory(), factories.PersonFactory()
-        return services.customers_merge(survivor=a, merged=[b], actor=steward, chosen={},
-                                        reason="same")[0]
+        return services.customers_merge(
+            survivor=a, merged=[b], actor=steward, chosen={}, reason="same"
+        )[0]
 
     first = merged_pair()
     client.get("/duplicates/merges/")
@@ -316,9 +325,10 @@ def test_merge_pages_and_customer_panel_query_counts_do_not_grow(
 
 def test_customer_panel_empty_state_and_restricted_pairs_hidden(staff, client_for, customer):
     client = client_for(staff)
-    assert b"No possible duplicates found" in client.get(
-        f"/duplicates/customer/{customer.pk}/"
-    ).content
+    assert (
+        b"No possible duplicates found"
+        in client.get(f"/duplicates/customer/{customer.pk}/").content
+    )
     hidden = factories.PersonFactory(restricted=True, first_name="Secret")
     candidate_for(customer, hidden)
     panel = client.get(f"/duplicates/customer/{customer.pk}/").content.decode()
@@ -326,13 +336,13 @@ def test_customer_panel_empty_state_and_restricted_pairs_hidden(staff, client_fo
     assert client.get(f"/duplicates/customer/{hidden.pk}/").status_code == 404
 
 
-def test_tombstone_banner_does_not_name_a_survivor_the_user_cannot_see(steward, staff,
-                                                                         client_for):
+def test_tombstone_banner_does_not_name_a_survivor_the_user_cannot_see(steward, staff, client_for):
     survivor = factories.PersonFactory(first_name="Private", restricted=True)
     tombstone = factories.PersonFactory(first_name="Public")
     assign_perm("customers.view_customer", steward, survivor)
-    services.customers_merge(survivor=survivor, merged=[tombstone], actor=steward, chosen={},
-                             reason="same")
+    services.customers_merge(
+        survivor=survivor, merged=[tombstone], actor=steward, chosen={}, reason="same"
+    )
     banner = client_for(staff).get(f"/duplicates/customer/{tombstone.pk}/").content.decode()
     assert "a record you cannot see" in banner and "Private" not in banner
 
@@ -344,39 +354,53 @@ def test_steward_merges_a_cluster_into_one_survivor(steward, client_for):
     client = client_for(steward)
     page = client.get(f"/duplicates/{ab.pk}/").content.decode()
     assert "Cluster of 3 records" in page and f'value="{c.pk}"' in page
-    response = client.post(f"/duplicates/{ab.pk}/merge/", {
-        "survivor": a.pk, "merged": [b.pk, c.pk], "reason": "one family record",
-    })
+    response = client.post(
+        f"/duplicates/{ab.pk}/merge/",
+        {
+            "survivor": a.pk,
+            "merged": [b.pk, c.pk],
+            "reason": "one family record",
+        },
+    )
     assert response.status_code == 302
     merges = CustomerMerge.objects.all()
     assert len(merges) == 2 and len({m.group for m in merges}) == 1
-    assert set(Customer.objects.filter(merged_into=a).values_list("pk", flat=True)) == {b.pk,
-                                                                                        c.pk}
+    assert set(Customer.objects.filter(merged_into=a).values_list("pk", flat=True)) == {b.pk, c.pk}
 
 
 def test_undoing_a_chained_merge_out_of_order_explains_why(steward, client_for):
     a, b, c = (factories.PersonFactory() for _ in range(3))
-    [first] = services.customers_merge(survivor=a, merged=[b], actor=steward, chosen={},
-                                       reason="same")
-    [second] = services.customers_merge(survivor=c, merged=[a], actor=steward, chosen={},
-                                        reason="same")
-    response = client_for(steward).post(f"/duplicates/merges/{first.pk}/undo/",
-                                        {"reason": "oops"}, follow=True)
+    [first] = services.customers_merge(
+        survivor=a, merged=[b], actor=steward, chosen={}, reason="same"
+    )
+    [second] = services.customers_merge(
+        survivor=c, merged=[a], actor=steward, chosen={}, reason="same"
+    )
+    response = client_for(steward).post(
+        f"/duplicates/merges/{first.pk}/undo/", {"reason": "oops"}, follow=True
+    )
     assert services.CHAINED_MERGE.format(pk=c.pk, merge=second.pk) in response.content.decode()
     first.refresh_from_db()
     assert first.unmerged_at is None
 
 
 @pytest.mark.parametrize("who", OTHER_ROLES)
-def test_merge_pages_and_confirmation_links_are_not_for_other_roles(who, persona, steward,
-                                                                    client_for, pair):
+def test_merge_pages_and_confirmation_links_are_not_for_other_roles(
+    who, persona, steward, client_for, pair
+):
     [merge] = services.customers_merge(
-        survivor=pair.customer_a, merged=[pair.customer_b], actor=steward, chosen={},
+        survivor=pair.customer_a,
+        merged=[pair.customer_b],
+        actor=steward,
+        chosen={},
         reason="same",
     )
     token = services.merge_request_sign(
-        survivor=factories.PersonFactory(), merged=[factories.PersonFactory()], actor=steward,
-        chosen={}, reason="same",
+        survivor=factories.PersonFactory(),
+        merged=[factories.PersonFactory()],
+        actor=steward,
+        chosen={},
+        reason="same",
     )
     client = client_for(persona(who))
     assert client.get("/duplicates/merges/").status_code == 403

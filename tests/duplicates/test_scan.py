@@ -33,8 +33,9 @@ DOB = datetime.date(1979, 3, 14)
 
 
 def person(first="William", last="Thompson", dob=DOB, email=None, **fields):
-    customer = factories.PersonFactory(first_name=first, last_name=last, date_of_birth=dob,
-                                       **fields)
+    customer = factories.PersonFactory(
+        first_name=first, last_name=last, date_of_birth=dob, **fields
+    )
     if email:
         factories.EmailFactory(customer=customer, email=email)
     factories.AddressFactory(customer=customer, street="12 High Street", postcode="SW1A 1AA")
@@ -71,10 +72,12 @@ def pair(a, b) -> tuple[int, int]:
 def family(db):
     william = person(email="william.thompson@gmail.com")
     bill = person(first="Bill", email="W.Thompson@gmail.com")
-    margaret = person(first="Margaret", dob=datetime.date(1981, 11, 2),
-                      email="thompson.family@gmail.com")
-    oliver = person(first="Oliver", dob=datetime.date(2010, 6, 21),
-                    email="thompson.family@gmail.com")
+    margaret = person(
+        first="Margaret", dob=datetime.date(1981, 11, 2), email="thompson.family@gmail.com"
+    )
+    oliver = person(
+        first="Oliver", dob=datetime.date(2010, 6, 21), email="thompson.family@gmail.com"
+    )
     return william, bill, margaret, oliver
 
 
@@ -121,8 +124,9 @@ def test_a_rescan_rewrites_only_pairs_whose_evidence_changed(family):
     third = scan()
     rescored = pairs()[pair(william, bill)]
     assert rescored.scan_id == third["scan"] and candidate.history.count() == 2
-    assert any(part["comparison"] == "phone" and part["weight"] > 0
-               for part in rescored.explanation)
+    assert any(
+        part["comparison"] == "phone" and part["weight"] > 0 for part in rescored.explanation
+    )
 
 
 def test_not_a_duplicate_is_not_proposed_again_until_one_side_changes(family):
@@ -315,8 +319,9 @@ def test_a_record_without_birth_date_is_compared_with_its_name_of_any_year(famil
     later = timezone.now() + timedelta(seconds=1)
     # Entered again without a birth date or e-mail, at another address: it
     # shares no blocking key with William, only his name.
-    undated = factories.PersonFactory(first_name="William", last_name="Thompson",
-                                      date_of_birth=None)
+    undated = factories.PersonFactory(
+        first_name="William", last_name="Thompson", date_of_birth=None
+    )
     factories.AddressFactory(customer=undated, street="3 Mill Road", postcode="LS1 4AP")
     Customer.objects.filter(pk=undated.pk).update(created_at=later, updated_at=later)
     compared, _ = incremental_scan_comparisons()
@@ -333,6 +338,5 @@ def test_a_record_without_birth_date_is_compared_with_its_name_of_any_year(famil
         return real_score(model, record, other)
 
     with mock.patch.object(lookup, "pair_score", side_effect=score_spy):
-        lookup.likely_matches(user=staff, data={"first_name": "William",
-                                                "last_name": "Thompson"})
+        lookup.likely_matches(user=staff, data={"first_name": "William", "last_name": "Thompson"})
     assert william.pk in looked_at and undated.pk in looked_at

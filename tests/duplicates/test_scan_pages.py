@@ -10,8 +10,14 @@ from duplicates.models import DuplicateScan
 
 @pytest.mark.django_db
 def test_steward_sees_recent_scans_with_progress_and_the_scan_now_form(steward, client_for):
-    DuplicateScan.objects.create(status="running", chunks_total=8, chunks_done=2, phase="pairs",
-                                 pairs_compared=1234, candidates_found=56)
+    DuplicateScan.objects.create(
+        status="running",
+        chunks_total=8,
+        chunks_done=2,
+        phase="pairs",
+        pairs_compared=1234,
+        candidates_found=56,
+    )
     DuplicateScan.objects.create(kind="full", status="completed", chunks_total=3, chunks_done=3)
 
     response = client_for(steward).get(reverse("duplicates:scans"))

@@ -45,31 +45,38 @@ def owned(customer):
         "interactions": set(customer.interactions.values_list("pk", flat=True)),
         "messages": set(customer.messages.values_list("pk", flat=True)),
         "kyc": set(KycCase.objects.filter(customer=customer).values_list("pk", flat=True)),
-        "consents": set(ConsentEntry.objects.filter(customer=customer).values_list("pk",
-                                                                                   flat=True)),
-        "primary_emails": set(customer.emails.filter(is_primary=True).values_list("pk",
-                                                                                  flat=True)),
+        "consents": set(
+            ConsentEntry.objects.filter(customer=customer).values_list("pk", flat=True)
+        ),
+        "primary_emails": set(customer.emails.filter(is_primary=True).values_list("pk", flat=True)),
     }
 
 
 def test_unmerge_restores_both_customers_exactly(steward, staff):
     survivor = factories.PersonFactory(first_name="Bob", last_name="Smith", national_id="")
     duplicate = factories.PersonFactory(
-        first_name="Robert", last_name="Smith", date_of_birth=datetime.date(1970, 1, 2),
-        national_id="AB123456C", preferred_language="fr",
+        first_name="Robert",
+        last_name="Smith",
+        date_of_birth=datetime.date(1970, 1, 2),
+        national_id="AB123456C",
+        preferred_language="fr",
     )
     with_children(survivor, email="bob@example.com", phone="+447700900001", source_id="S-1")
-    with_children(duplicate, email="robert@example.org", phone="+447700900002",
-                  source_id="S-2")
+    with_children(duplicate, email="robert@example.org", phone="+447700900002", source_id="S-2")
     kyc_case(duplicate, staff)
     consent(duplicate, granted=True, channel="sms")
     Preference.objects.create(customer=duplicate, language="fr")
     before = {c.pk: (fields(c), owned(c)) for c in (survivor, duplicate)}
 
     record = merge(
-        survivor, [duplicate], steward,
-        chosen={"first_name": duplicate.pk, "date_of_birth": duplicate.pk,
-                "national_id": duplicate.pk},
+        survivor,
+        [duplicate],
+        steward,
+        chosen={
+            "first_name": duplicate.pk,
+            "date_of_birth": duplicate.pk,
+            "national_id": duplicate.pk,
+        },
     )
     assert owned(duplicate)["emails"] == set()
     done = undo(record, steward)
@@ -197,7 +204,10 @@ def test_undoing_one_member_of_a_cluster_merge_leaves_the_others_alone(steward):
     mine = factories.InteractionFactory(customer=first)
     theirs = factories.InteractionFactory(customer=second)
     one, two = services.customers_merge(
-        survivor=survivor, merged=[first, second], actor=steward, reason="one person",
+        survivor=survivor,
+        merged=[first, second],
+        actor=steward,
+        reason="one person",
         chosen={"first_name": first.pk, "last_name": second.pk},
     )
     assert one.group == two.group

@@ -57,8 +57,6 @@ class Command(BaseCommand):
                 source_a, external_a = identifiers.get(a_id, ("", ""))
                 source_b, external_b = identifiers.get(b_id, ("", ""))
                 writer.writerow(
-                    neutralise(
-                        [source_a, external_a, source_b, external_b, f"{score:.4f}", status]
-                    )
+                    neutralise([source_a, external_a, source_b, external_b, f"{score:.4f}", status])
                 )
         self.stdout.write(json.dumps({"path": path, "pairs": len(rows)}))
