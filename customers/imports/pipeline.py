@@ -51,7 +51,7 @@ from customers.models import (
 from customers.search import customer_tokens, fold, search_index_refresh
 
 from .mapping import IMPORT_FIELDS
-from .reading import FileRejected, open_sheet
+from .reading import FileRejected, KeptSheet, open_sheet
 from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
@@ -499,8 +499,8 @@ class Importer:
 
     # -- reading --------------------------------------------------------------
 
-    def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        _, rows = open_sheet(job_path(self.job))
+    def _rows(self, *, keep: bool = False) -> Iterator[tuple[int, list[str]]]:
+        _, rows = open_sheet(job_path(self.job), keep=keep)
         return rows
 
     def _chunks(self) -> Iterator[list[tuple[int, list[str]]]]:
@@ -942,11 +942,17 @@ class Importer:
 
     # -- the whole file ---------------------------------------------------------
 
-    def check_file(self) -> int:
+    def check_file(self, *, keep_for_run: bool = False) -> int:
         """Read the whole file without validating rows: a file that breaks halfway
-        (an unterminated quote, a 1 MB cell) is refused before anything is written."""
+        (an unterminated quote, a 1 MB cell) is refused before anything is written.
+        Its rows. `keep_for_run`: the run follows in this process, so a sheet
+        loaded whole is kept for it (reading.KeptSheet)."""
         self.columns = _columns(self.job)
-        return sum(1 for _ in self._rows())
+        try:
+            return sum(1 for _ in self._rows(keep=keep_for_run))
+        except FileRejected:
+            KeptSheet.drop()
+            raise
 
     def run(self) -> dict:
         job = self.job

@@ -58,9 +58,17 @@ def _safe_name(name: str) -> str:
 
 
 def import_job_create(
-    *, actor: AbstractBaseUser, source: str, original_name: str, chunks=None, path=None
+    *,
+    actor: AbstractBaseUser,
+    source: str,
+    original_name: str,
+    chunks=None,
+    path=None,
+    keep_sheet: bool = False,
 ) -> ImportJob:
     """Store an uploaded file (or register a server-side path) and map its columns.
+    `keep_sheet`: the file is checked and run next in this process, so a sheet
+    loaded whole to read its headers is kept for that (reading.KeptSheet).
 
     Raises ValidationError with the file's problem (empty, too large, not a
     spreadsheet...) and stores nothing in that case.
@@ -82,7 +90,7 @@ def import_job_create(
         stored = str(target)
     try:
         check_size(target)
-        sheet, rows = open_sheet(target)
+        sheet, rows = open_sheet(target, keep=keep_sheet)
         getattr(rows, "close", lambda: None)()
     except FileRejected as error:
         if path is None:

@@ -208,6 +208,73 @@ def test_xlsx_files_import_with_dates_as_cells(tmp_path, xlsx_reader):
     assert SourceIdentifier.objects.filter(external_id="1002").exists()
 
 
+def _workbook(path: Path, rows: list[list]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return path
+
+
+@pytest.fixture
+def calamine_loads(monkeypatch) -> list[str]:
+    """The paths python-calamine loads a workbook from."""
+    import python_calamine
+
+    loads, real = [], python_calamine.CalamineWorkbook
+
+    class Counted:
+        @staticmethod
+        def from_path(path):
+            loads.append(path)
+            return real.from_path(path)
+
+    monkeypatch.setattr(python_calamine, "CalamineWorkbook", Counted)
+    return loads
+
+
+def test_the_command_loads_a_workbook_once_for_its_check_and_its_run(tmp_path, calamine_loads):
+    """import_customers reads the whole file before it writes anything, then
+    imports it: the sheet loaded for the check is the one the run reads."""
+    from customers.imports.reading import KeptSheet
+
+    path = _workbook(
+        tmp_path / "people.xlsx",
+        [["External ID", "Last name"], ["X-1", "Berg"], ["X-2", "Nord"], ["X-3", "Lind"]],
+    )
+    assert run_import(path)["created"] == 3
+    assert calamine_loads == [str(path)]
+    assert KeptSheet.sheet is None  # the run took it: nothing is held after
+
+
+def test_a_kept_sheet_serves_only_the_unchanged_file(tmp_path, calamine_loads):
+    from customers.imports.reading import KeptSheet, open_sheet
+
+    path = _workbook(tmp_path / "people.xlsx", [["External ID", "Last name"], ["X-1", "Berg"]])
+    _, rows = open_sheet(path, keep=True)
+    assert list(rows) == [(2, ["X-1", "Berg"])]
+    _workbook(path, [["External ID", "Last name"], ["X-1", "Berg"], ["X-2", "Nord"]])
+    _, rows = open_sheet(path)
+    assert list(rows) == [(2, ["X-1", "Berg"]), (3, ["X-2", "Nord"])]
+    assert len(calamine_loads) == 2
+    assert KeptSheet.sheet is None
+
+
+def test_a_workbook_refused_by_the_check_is_not_kept(tmp_path, calamine_loads, monkeypatch):
+    from customers.imports import reading
+    from customers.imports.reading import KeptSheet
+
+    # Below Excel's own limit (32,767 characters a cell), which calamine applies.
+    monkeypatch.setattr(reading, "MAX_CELL_CHARS", 1000)
+    path = _workbook(tmp_path / "huge.xlsx", [["External ID", "Last name"], ["X-1", "B" * 2000]])
+    with pytest.raises(CommandError, match="larger than"):
+        run_import(path)
+    assert KeptSheet.sheet is None
+    assert not Customer.objects.exists()
+
+
 def test_a_streamed_sheet_reads_exactly_as_one_loaded_whole(tmp_path, settings):
     import datetime
 

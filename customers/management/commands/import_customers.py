@@ -38,7 +38,10 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         actor = system_actor()
         try:
-            job = import_job_create(actor=actor, source=source, original_name=file.name, path=file)
+            # The file is read next in this process: a sheet loaded whole is kept.
+            job = import_job_create(
+                actor=actor, source=source, original_name=file.name, path=file, keep_sheet=True
+            )
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
         if dry_run:
@@ -63,7 +66,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
             return
         try:
-            rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file()
+            rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file(
+                keep_for_run=True
+            )
         except FileRejected as error:
             ImportJob.objects.filter(pk=job.pk).update(
                 status=ImportJob.Status.FAILED, error_message=str(error)
