@@ -643,9 +643,7 @@ def _pipeline(path: Path, *, source: str) -> tuple[dict, float]:
     from customers.models import ImportJob
 
     started = time.perf_counter()
-    job = import_job_create(
-        actor=system_actor(), source=source, original_name=path.name, path=path, keep_sheet=True
-    )
+    job = import_job_create(actor=system_actor(), source=source, original_name=path.name, path=path)
     rows = pipeline.Importer(job, dry_run=True).check_file(keep_for_run=True)
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED, rows_total=rows)
     summary = import_job_run(job_id=job.pk)

@@ -234,9 +234,12 @@ def _calamine_rows(path: Path, *, keep: bool = False) -> Iterator[tuple[int, lis
         yield number, [cell if cell.__class__ is str else _xlsx_cell(cell) for cell in cells]
 
 
-def open_xlsx(path: Path, *, keep: bool = False) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
+def open_xlsx(
+    path: Path, *, keep: bool = False, stream: bool = False
+) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
     """The first sheet's headers and an iterator of (row number, cells); `keep`
-    keeps a sheet loaded in memory for the next open of the file (KeptSheet).
+    keeps a sheet loaded in memory for the next open of the file (KeptSheet);
+    `stream` streams the sheet whatever its size, where this reader finds its parts.
 
     python-calamine reads about 60,000 rows/s but holds the whole sheet in
     memory (about 1.7x its XML: 462 MB for a 300k-row sheet), so a sheet whose
@@ -245,14 +248,20 @@ def open_xlsx(path: Path, *, keep: bool = False) -> tuple[Sheet, Iterator[tuple[
     check_xlsx(path)
     limit = int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
     try:
-        streamed = sheet_size(path) > limit
+        streamed = stream or sheet_size(path) > limit
     except XlsxError:
         # Parts where this reader does not look for them: calamine reads what
         # it finds, and refuses what is broken.
         streamed = False
     try:
-        rows = xlsx_rows(path) if streamed else _calamine_rows(path, keep=keep)
-        _, headers = next(rows)
+        try:
+            rows = xlsx_rows(path) if streamed else _calamine_rows(path, keep=keep)
+            _, headers = next(rows)
+        except XlsxError:
+            if not stream:
+                raise
+            rows = _calamine_rows(path, keep=keep)  # see above: calamine decides
+            _, headers = next(rows)
         headers = [header.strip() for header in headers]
         if not any(headers):
             raise StopIteration
@@ -286,7 +295,15 @@ def open_sheet(path: Path, *, keep: bool = False) -> tuple[Sheet, Iterator[tuple
 
 
 def sniff_headers(path: Path) -> Sheet:
-    sheet, rows = open_sheet(path)
+    """The file's headers, reading as little of it as it can: a workbook's sheet
+    is streamed to its first row rather than loaded whole (a 100k-row sheet:
+    0.2 s and 4 MB against 1.9 s and 127 MB), as this runs in the upload's
+    request. What is broken further on is refused when the file is read whole
+    (the preview, or the command's check), before anything is written."""
+    if path.suffix.lower() == ".xlsx":
+        sheet, rows = open_xlsx(path, stream=True)
+    else:
+        sheet, rows = open_sheet(path)
     close = getattr(rows, "close", None)
     if close:
         close()

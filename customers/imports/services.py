@@ -31,7 +31,7 @@ from customers.services import customers_bulk_changed
 
 from . import pipeline
 from .mapping import auto_map, clean_mapping
-from .reading import FileRejected, check_size, open_sheet
+from .reading import FileRejected, check_size, sniff_headers
 from .rows import CUSTOMER_FIELDS
 
 IMPORT_PERMISSION = "customers.import_customers"
@@ -64,11 +64,8 @@ def import_job_create(
     original_name: str,
     chunks=None,
     path=None,
-    keep_sheet: bool = False,
 ) -> ImportJob:
     """Store an uploaded file (or register a server-side path) and map its columns.
-    `keep_sheet`: the file is checked and run next in this process, so a sheet
-    loaded whole to read its headers is kept for that (reading.KeptSheet).
 
     Raises ValidationError with the file's problem (empty, too large, not a
     spreadsheet...) and stores nothing in that case.
@@ -90,8 +87,7 @@ def import_job_create(
         stored = str(target)
     try:
         check_size(target)
-        sheet, rows = open_sheet(target, keep=keep_sheet)
-        getattr(rows, "close", lambda: None)()
+        sheet = sniff_headers(target)
     except FileRejected as error:
         if path is None:
             target.unlink(missing_ok=True)

@@ -249,6 +249,34 @@ def test_the_command_loads_a_workbook_once_for_its_check_and_its_run(tmp_path, c
     assert KeptSheet.sheet is None  # the run took it: nothing is held after
 
 
+def test_an_uploaded_workbook_is_not_loaded_whole_to_read_its_headers(
+    tmp_path, calamine_loads, admin
+):
+    """The upload's request reads only the sheet's first row (streamed)."""
+    path = _workbook(tmp_path / "people.xlsx", [["External ID", "Last name"], ["X-1", "Berg"]])
+    job = import_job_create(
+        actor=admin, source="crm", original_name="people.xlsx", chunks=[path.read_bytes()]
+    )
+    assert job.headers == ["External ID", "Last name"]
+    assert job.mapping == {"External ID": "external_id", "Last name": "last_name"}
+    assert calamine_loads == []
+
+
+def test_headers_the_streaming_reader_cannot_find_are_read_by_calamine(
+    tmp_path, calamine_loads, monkeypatch
+):
+    from customers.imports import reading
+
+    def parts_elsewhere(path):
+        raise reading.XlsxError("no xl/workbook.xml")
+        yield  # a generator, as the real reader
+
+    monkeypatch.setattr(reading, "xlsx_rows", parts_elsewhere)
+    path = _workbook(tmp_path / "people.xlsx", [["External ID", "Last name"], ["X-1", "Berg"]])
+    assert reading.sniff_headers(path).headers == ["External ID", "Last name"]
+    assert calamine_loads == [str(path)]
+
+
 def test_a_kept_sheet_serves_only_the_unchanged_file(tmp_path, calamine_loads):
     from customers.imports.reading import KeptSheet, open_sheet
 

@@ -38,10 +38,7 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         actor = system_actor()
         try:
-            # The file is read next in this process: a sheet loaded whole is kept.
-            job = import_job_create(
-                actor=actor, source=source, original_name=file.name, path=file, keep_sheet=True
-            )
+            job = import_job_create(actor=actor, source=source, original_name=file.name, path=file)
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
         if dry_run:
