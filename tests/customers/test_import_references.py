@@ -192,3 +192,25 @@ def test_bulk_written_values_of_every_kind_read_back_exactly(db, monkeypatch, co
     ]
     assert ImportRowIssue.objects.get(job=job).cells == cells
     assert all((types is not None) == (copy_format == "binary") for types in writer._types.values())
+
+
+def test_a_value_binary_copy_cannot_take_is_copied_as_text(db):
+    """A float for a numeric column or an int for a text one: the binary form
+    refuses them, so the rows go as text, inside the caller's transaction."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from communications.models import Invoice
+
+    customer = Customer.objects.create(kind="person", first_name="Ann", display_name="Ann")
+    writer = RowWriter()
+    columns = ("customer_id", "number", "amount", "currency", "issue_date", "due_date")
+    day = dt.date(2026, 1, 31)
+    with transaction.atomic():
+        writer.insert(Invoice, columns, [(customer.pk, 1001, 12.5, "EUR", day, day)])
+        writer.insert(Invoice, columns, [(customer.pk, 1002, 7.25, "EUR", day, day)])
+        assert Customer.objects.filter(pk=customer.pk).exists()  # still usable
+    assert list(Invoice.objects.order_by("number").values_list("number", "amount")) == [
+        ("1001", Decimal("12.50")),
+        ("1002", Decimal("7.25")),
+    ]
