@@ -638,14 +638,12 @@ def _import_export(rows: list[list[str]], *, log: Log) -> dict[str, Any]:
 def _pipeline(path: Path, *, source: str) -> tuple[dict, float]:
     """The pipeline run to completion as `import_customers` runs it: (summary, seconds)."""
     from cim.audit import system_actor
-    from customers.imports import pipeline
-    from customers.imports.services import import_job_create, import_job_run
+    from customers.imports.services import import_job_check, import_job_create, import_job_run
     from customers.models import ImportJob
 
     started = time.perf_counter()
     job = import_job_create(actor=system_actor(), source=source, original_name=path.name, path=path)
-    rows = pipeline.Importer(job, dry_run=True).check_file(keep_for_run=True)
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED, rows_total=rows)
+    import_job_check(job=job, lenient=False)
     summary = import_job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
     job.refresh_from_db()

@@ -51,23 +51,25 @@ from customers.models import (
 from customers.search import customer_tokens, fold, search_index_refresh
 
 from .mapping import IMPORT_FIELDS
-from .reading import FileRejected, KeptSheet, open_sheet
+from .reading import FileRejected, open_sheet
 from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
     DUPLICATE_EXTERNAL_ID,
+    SEPARATOR,
     FirstRows,
     Issue,
     Memo,
     ParsedRow,
     RowKeys,
+    joined,
     parse_row,
     validators_warmed,
 )
 
 User = get_user_model()
 # Rows per chunk: from CHUNK_ROWS for small files up to MAX_CHUNK_ROWS for
-# large ones (chunks_rows_for).
+# large ones (chunk_rows_for).
 CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS", 2000))
 MAX_CHUNK_ROWS = int(getattr(settings, "CIM_IMPORT_CHUNK_ROWS_MAX", 10_000))
 CHUNKS_PER_FILE = 20
@@ -76,9 +78,9 @@ CHUNKS_PER_FILE = 20
 LOOKUP_IDS = 2000
 # Processes that validate and write chunks (settings.CIM_IMPORT_WORKERS; 1 is inline).
 DEFAULT_WORKERS = 2
-# Tables the chunks look rows up in by key, and how many chunks apart the
-# import checks whether their planner statistics still describe them.
-# The tables a chunk looks rows up in, and the columns it looks them up by.
+# The tables a chunk looks rows up in, the columns it looks them up by, and how
+# many chunks apart the import checks whether their planner statistics still
+# describe them.
 LOOKED_UP = {
     SourceIdentifier: ("source", "external_id"),
     Customer: ("id",),
@@ -88,7 +90,6 @@ LOOKED_UP = {
 }
 STATISTICS_EVERY = 10
 PREVIEW_SAMPLE = 20
-ID_SEPARATOR = "\x1f"
 PREVIEW_ISSUES = 200
 NO_EXTERNAL_ID_COLUMN = (
     "No column is mapped to external_id, so no row can identify its customer. "
@@ -460,12 +461,12 @@ def _external_ids_in(batch: list[str]) -> tuple[str, list]:
     """The condition on s.external_id that matches these ids, and its parameters."""
     if connection.vendor != "postgresql":
         return f"s.external_id IN ({', '.join(['%s'] * len(batch))})", batch
-    joined = ID_SEPARATOR.join(batch)
-    if joined.count(ID_SEPARATOR) == len(batch) - 1:
+    text = joined(batch)
+    if text is not None:
         # One text that PostgreSQL splits: psycopg adapts a list of strings
         # element by element in Python, in the job's process, which is what
         # bounds a re-import.
-        return "s.external_id = ANY(string_to_array(%s, %s))", [joined, ID_SEPARATOR]
+        return "s.external_id = ANY(string_to_array(%s, %s))", [text, SEPARATOR]
     return "s.external_id = ANY(%s)", [batch]  # an id holds the separator itself
 
 
@@ -948,11 +949,7 @@ class Importer:
         Its rows. `keep_for_run`: the run follows in this process, so a sheet
         loaded whole is kept for it (reading.KeptSheet)."""
         self.columns = _columns(self.job)
-        try:
-            return sum(1 for _ in self._rows(keep=keep_for_run))
-        except FileRejected:
-            KeptSheet.drop()
-            raise
+        return sum(1 for _ in self._rows(keep=keep_for_run))
 
     def run(self) -> dict:
         job = self.job

@@ -279,7 +279,11 @@ def open_xlsx(
                 if any(value.strip() for value in values):
                     yield number, values
         except XlsxError as error:
+            KeptSheet.drop()
             raise FileRejected(XLSX_BROKEN.format(reason=str(error)[:200])) from None
+        except FileRejected:
+            KeptSheet.drop()  # a refused file is not read again
+            raise
 
     return Sheet(headers=headers, kind="xlsx"), data_rows()
 

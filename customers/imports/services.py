@@ -58,12 +58,7 @@ def _safe_name(name: str) -> str:
 
 
 def import_job_create(
-    *,
-    actor: AbstractBaseUser,
-    source: str,
-    original_name: str,
-    chunks=None,
-    path=None,
+    *, actor: AbstractBaseUser, source: str, original_name: str, chunks=None, path=None
 ) -> ImportJob:
     """Store an uploaded file (or register a server-side path) and map its columns.
 
@@ -145,6 +140,26 @@ def import_job_preview(*, job_id: int) -> None:
         claimed.update(status=ImportJob.Status.FAILED, error_message=str(error))
         return
     claimed.update(status=ImportJob.Status.PREVIEWED, preview=preview, rows_total=preview["rows"])
+
+
+def import_job_check(*, job: ImportJob, lenient: bool) -> ImportJob:
+    """Queue a job whose run follows in this process (import_customers): the
+    whole file is read first, so a file that breaks halfway is refused (the job
+    FAILED, FileRejected raised) before anything is written, and its rows are
+    counted for the run's progress and chunk size. A sheet loaded whole is kept
+    for the run (reading.KeptSheet)."""
+    try:
+        rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file(keep_for_run=True)
+    except FileRejected as error:
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.FAILED, error_message=str(error)
+        )
+        raise
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.QUEUED, lenient=lenient, rows_total=rows
+    )
+    job.refresh_from_db()
+    return job
 
 
 def import_job_confirm(*, actor: AbstractBaseUser, job: ImportJob, lenient: bool) -> ImportJob:

@@ -192,15 +192,14 @@ def xlsx_reader(request, settings):
 def test_xlsx_files_import_with_dates_as_cells(tmp_path, xlsx_reader):
     import datetime
 
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.append(["External ID", "First name", "Last name", "Date of birth", "Phone"])
-    sheet.append(["X-1", "Ida", "Berg", datetime.date(1970, 5, 17), "+46 8 123 456 78"])
-    sheet.append([1002, "Ola", "Nord", "1981-02-03", None])
-    path = tmp_path / "people.xlsx"
-    book.save(path)
+    path = _workbook(
+        tmp_path / "people.xlsx",
+        [
+            ["External ID", "First name", "Last name", "Date of birth", "Phone"],
+            ["X-1", "Ida", "Berg", datetime.date(1970, 5, 17), "+46 8 123 456 78"],
+            [1002, "Ola", "Nord", "1981-02-03", None],
+        ],
+    )
     summary = run_import(path)
     assert summary["created"] == 2
     ida = SourceIdentifier.objects.get(external_id="X-1").customer
@@ -502,12 +501,7 @@ def test_a_rejected_file_gets_a_clear_message_and_changes_nothing(tmp_path, make
 
 
 def _xlsx_changed(path: Path, part: str, change) -> Path:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    book.active.append(["external_id", "first_name", "last_name"])
-    book.active.append(["C-1", "Ann", "Lee"])
-    book.save(path)
+    _workbook(path, [["external_id", "first_name", "last_name"], ["C-1", "Ann", "Lee"]])
     with zipfile.ZipFile(path) as source:
         parts = {name: source.read(name) for name in source.namelist()}
     parts[part] = change(parts[part])

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from cim.audit import system_actor
 from customers.imports import pipeline
 from customers.imports.reading import FileRejected
-from customers.imports.services import import_job_create, import_job_run
+from customers.imports.services import import_job_check, import_job_create, import_job_run
 from customers.models import ImportJob
 
 
@@ -63,17 +63,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary))
             return
         try:
-            rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file(
-                keep_for_run=True
-            )
+            import_job_check(job=job, lenient=lenient)
         except FileRejected as error:
-            ImportJob.objects.filter(pk=job.pk).update(
-                status=ImportJob.Status.FAILED, error_message=str(error)
-            )
             raise CommandError(str(error)) from None
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportJob.Status.QUEUED, lenient=lenient, rows_total=rows
-        )
         summary = import_job_run(job_id=job.pk)
         job.refresh_from_db()
         if job.status == ImportJob.Status.FAILED:
