@@ -8,6 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from cim.bench.imports import COLUMNS, _Generator
+from customers.imports.rows import parse_row
 from customers.models import Customer, SourceIdentifier
 
 IMPORT_KEYS = {
@@ -80,3 +82,23 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure():
     assert again["created"] == figures["created"]
     assert SourceIdentifier.objects.filter(source="bench-import").count() == again["created"]
     assert again["reimport_created"] == again["reimport_updated"] == 0
+
+
+def test_the_generated_file_is_what_a_real_one_looks_like_and_its_valid_rows_validate():
+    generator = _Generator(seed=7, share=0.05)
+    columns = {name: index for index, name in enumerate(COLUMNS)}
+
+    rows = list(generator.rows(3000, prefix="T"))
+
+    for number, (cells, valid) in enumerate(rows, start=2):
+        parsed = parse_row(number, cells, columns, lenient=False, row_fingerprint="-")
+        assert (not parsed.errors) == valid, (cells, parsed.errors)
+    phones = [cells[columns["phone"]] for cells, _ in rows if cells[columns["phone"]]]
+    national_ids = [cells[columns["national_id"]] for cells, _ in rows]
+    countries = [cells[columns["country"]].upper() for cells, _ in rows]
+    # Nearly every customer has a number of their own, as in a real file; and
+    # people of countries with a national id scheme give theirs.
+    assert len(set(phones)) > 0.9 * len(phones)
+    assert sum(map(bool, national_ids)) > 300
+    with_ids = {country for country, id_ in zip(countries, national_ids, strict=True) if id_}
+    assert with_ids >= {"US", "ES", "NL", "SE", "DK", "PL"}

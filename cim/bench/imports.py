@@ -1,9 +1,10 @@
 """bench import: how fast the customer import pipeline reads, checks and writes a file.
 
-In one run, on a generated customer CSV of --rows rows (several countries,
-E.164-parsable phones in national and international formats, emails, ISO dates,
-and --invalid-share of rows broken in varied ways: bad email, 12/03/1985-style
-dates, bad phone, missing external_id), it measures:
+In one run, on a generated customer CSV of --rows rows (several countries;
+phones in E.164, international and national formats, nearly all of them each
+customer's own; national ids where the country has a scheme; emails, ISO
+dates; and --invalid-share of rows broken in varied ways: bad email,
+12/03/1985-style dates, bad phone, missing external_id), it measures:
 
 - the floor: PostgreSQL COPY of the file into a TEMP table of text columns;
 - django-import-export: a plain ModelResource creating the first --sample valid
@@ -101,7 +102,12 @@ FOREIGN_DATA = (
     "point DATABASE_URL at an empty database (createdb cim_bench; manage.py migrate)."
 )
 ORGANIZATION_SHARE = 0.06
-PHONE_POOL = 400  # valid numbers per country, drawn at random
+# Most customers give a number of their own; a few give one that others give
+# too (a company's switchboard, a family's landline).
+SHARED_PHONE_SHARE = 0.05
+SHARED_PHONES = 50  # such numbers per country
+# How many people of a country with a national id scheme give their id.
+NATIONAL_ID_SHARE = 0.7
 INVALID_KINDS = ("email", "date", "phone", "external_id")
 CITIES = {
     "GB": ("London", "Manchester", "Leeds", "Bristol", "Glasgow", "Cardiff"),
@@ -315,50 +321,73 @@ def _ascii(text: str) -> str:
     return "".join(ch for ch in folded.lower() if ch.isalnum() or ch in ".-")
 
 
-def _phone_pool(country: CountryPool, rng: random.Random) -> list[str]:
-    """Valid numbers of the country, each written as people write them: E.164,
-    international with spaces, national (read in the row's country) or 00-prefixed."""
+def _phone_written(country: CountryPool, rng: random.Random) -> str:
+    """A valid number of the country (pools.py: every number of its ranges is),
+    written as people write them: E.164, international with spaces, national
+    (read in the row's country) or 00-prefixed."""
     import phonenumbers
 
-    formats = (
-        phonenumbers.PhoneNumberFormat.E164,
-        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
-        phonenumbers.PhoneNumberFormat.NATIONAL,
-    )
-    candidates = []
-    example = phonenumbers.example_number(country.code)
-    if example is not None:
-        candidates.append(phonenumbers.format_number(example, formats[0]))
-    for _ in range(PHONE_POOL * 2):
-        prefix, digits = rng.choice(country.phone_ranges)
-        candidates.append(f"{prefix}{rng.randrange(10**digits):0{digits}d}")
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.code)
-    dials_00 = metadata is not None and metadata.international_prefix == "00"
-    pool = []
-    for candidate in candidates:
-        number = phonenumbers.parse(candidate)
-        if not phonenumbers.is_valid_number(number):
-            continue
-        style = rng.randrange(4)
+    prefix, digits = rng.choice(country.phone_ranges)
+    number = phonenumbers.parse(f"{prefix}{rng.randrange(10**digits):0{digits}d}")
+    style = rng.randrange(4)
+    if style == 3:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.code)
         # 00 is how Europe dials abroad; from the US it is 011, so "001 212..." is wrong there.
-        if style == 3 and not dials_00:
+        if metadata is None or metadata.international_prefix != "00":
             style = 0
-        if style == 3:
-            international = phonenumbers.format_number(number, formats[1])
-            pool.append("00" + international.removeprefix("+"))
-        else:
-            pool.append(phonenumbers.format_number(number, formats[style]))
-        if len(pool) >= PHONE_POOL:
-            break
-    if not pool:
-        raise CommandError(f"No valid phone number could be made for {country.code}.")
-    return pool
+    if style == 3:
+        international = phonenumbers.format_number(
+            number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return "00" + international.removeprefix("+")
+    return phonenumbers.format_number(
+        number,
+        (
+            phonenumbers.PhoneNumberFormat.E164,
+            phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+            phonenumbers.PhoneNumberFormat.NATIONAL,
+        )[style],
+    )
+
+
+def _national_id(country: str, born: datetime.date, rng: random.Random) -> str:
+    """A valid national id of the country for someone born on `born`, written
+    as its owner would; "" where the bench makes none (the country has no
+    scheme, or its scheme is not one made here)."""
+    from stdnum import luhn
+    from stdnum.es import dni
+    from stdnum.pl import pesel
+
+    if country == "US":
+        area = rng.choice([a for a in range(1, 900) if a != 666])
+        return f"{area:03d}-{rng.randrange(1, 100):02d}-{rng.randrange(1, 10000):04d}"
+    if country == "NL":
+        while True:
+            body = f"{rng.randrange(10**7, 10**8)}"
+            check = sum(int(d) * (9 - i) for i, d in enumerate(body)) % 11
+            if check < 10:
+                return f"{body}{check}"
+    if country == "ES":
+        body = f"{rng.randrange(10**7):08d}"
+        return body + dni.calc_check_digit(body)
+    if country == "SE":
+        body = f"{born:%y%m%d}{rng.randrange(1000):03d}"
+        return f"{body[:6]}-{body[6:]}{luhn.calc_check_digit(body)}"
+    if country == "DK":
+        # The seventh digit tells the century: 0-3 the 1900s, 4 the 2000s up to 2036.
+        century = str(rng.randrange(4)) if born.year < 2000 else "4"
+        return f"{born:%d%m%y}-{century}{rng.randrange(1000):03d}"
+    if country == "PL":
+        month = born.month + (20 if born.year >= 2000 else 0)
+        body = f"{born:%y}{month:02d}{born:%d}{rng.randrange(10000):04d}"
+        return body + pesel.calc_check_digit(body)
+    return ""
 
 
 @dataclass
 class _Country:
     pool: CountryPool
-    phones: list[str]
+    shared_phones: list[str]
     cities: tuple[str, ...]
     street: str
 
@@ -370,7 +399,7 @@ class _Generator:
         self.countries = [
             _Country(
                 pool=pool,
-                phones=_phone_pool(pool, self.rng),
+                shared_phones=[_phone_written(pool, self.rng) for _ in range(SHARED_PHONES)],
                 cities=CITIES.get(pool.code, ("Capital",)),
                 street=STREETS.get(pool.code, "{name} {n}"),
             )
@@ -400,13 +429,19 @@ class _Generator:
             kind, first, last = "organization", "", ""
             name = f"{surname} {rng.choice(pool.company_words)} {rng.choice(pool.company_suffixes)}"
             email = f"info{index}@{_ascii(surname) or 'company'}.example.com"
-            born = ""
+            born, birthday = "", None
         else:
             kind, first, last, name = "person", rng.choice(pool.first_names), surname, ""
             email = f"{_ascii(first)}.{_ascii(surname)}{index}@{domain}".replace("..", ".")
-            born = datetime.date(1935, 1, 1) + datetime.timedelta(rng.randrange(self.days))
-            born = born.isoformat()
-        phone = rng.choice(country.phones) if rng.random() < 0.9 else ""
+            birthday = datetime.date(1935, 1, 1) + datetime.timedelta(rng.randrange(self.days))
+            born = birthday.isoformat()
+        phone = ""
+        if rng.random() < 0.9:
+            shared = rng.random() < SHARED_PHONE_SHARE
+            phone = rng.choice(country.shared_phones) if shared else _phone_written(pool, rng)
+        national_id = ""
+        if born and rng.random() < NATIONAL_ID_SHARE:
+            national_id = _national_id(pool.code, birthday, rng)
         street = country.street.format(n=rng.randrange(1, 300), name=rng.choice(pool.last_names))
         # Mostly the code as given, sometimes in lower case.
         country_value = pool.code if rng.random() < 0.9 else pool.code.lower()
@@ -419,7 +454,7 @@ class _Generator:
             email,
             phone,
             born,
-            "",
+            national_id,
             "",
             street,
             rng.choice(country.cities),

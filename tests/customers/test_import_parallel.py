@@ -300,6 +300,20 @@ def test_remembered_normalisations_give_the_same_rows_as_fresh_ones():
     assert len(memo.outcomes) < len(rows)
 
 
+def test_each_customers_own_identifiers_do_not_crowd_the_memo():
+    """National and tax ids are each customer's own: remembering them would
+    fill the memo and empty it, every LIMIT rows, of the phones and countries
+    that do repeat."""
+    columns = {"external_id": 0, "last_name": 1, "country": 2, "phone": 3, "national_id": 4}
+    memo = Memo()
+    for number in range(2, 202):
+        ssn = f"{100 + number:03d}-45-{number:04d}"
+        cells = [f"C-{number}", "Lee", "US", "+1 415 555 0100", ssn]
+        row = parse_row(number, cells, columns, lenient=False, memo=memo)
+        assert row.customer["national_id"] == ssn.replace("-", "")
+    assert len(memo.outcomes) == 2  # the country and the switchboard's number
+
+
 def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
     """Celery's prefork children are daemonic, and multiprocessing refuses
     children to those; the pool starts anyway and the flag is put back."""
