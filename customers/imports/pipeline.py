@@ -64,6 +64,7 @@ from .rows import (
     RowKeys,
     joined,
     parse_row,
+    phones_normalised_first,
     validators_warmed,
 )
 
@@ -245,11 +246,12 @@ def _validate_rows(
 ) -> list[ParsedRow]:
     """parse_row over rows, and the names of the valid ones: what a validating
     process runs. It reads no database."""
+    memo = memo or _worker_memo
+    if memo is not None:
+        phones_normalised_first(rows, columns, memo)
     parsed = []
     for number, cells, fp in rows:
-        row = parse_row(
-            number, cells, columns, lenient=lenient, row_fingerprint=fp, memo=memo or _worker_memo
-        )
+        row = parse_row(number, cells, columns, lenient=lenient, row_fingerprint=fp, memo=memo)
         if not row.errors:
             display_name = compose_display_name(row.customer)
             folded = fold(display_name)

@@ -115,6 +115,36 @@ class Memo:
         return outcome
 
 
+def phones_normalised_first(rows, columns: dict[str, int], memo: Memo) -> None:
+    """Normalise the phone numbers of a chunk's rows into `memo`, one after the
+    other, before parse_row reads each from it.
+
+    Why: phonenumbers is the costliest check of a row, and run number after
+    number its code and tables stay in the processor's caches instead of being
+    pushed out by the rest of each row's checks (the bench's rows: 43.5 against
+    51.3 us a row validated). The keys are parse_row's own; a number this
+    misses, parse_row normalises itself, so only the speed depends on it.
+    `rows`: (row number, cells, ...) tuples.
+    """
+    phone_at, country_at = columns.get("phone"), columns.get("country")
+    if phone_at is None:
+        return
+    if len(memo.outcomes) + len(rows) > memo.LIMIT:
+        memo.outcomes.clear()  # now, rather than amid the rows that read them
+    for _, cells, *_ in rows:
+        phone = cells[phone_at].strip() if phone_at < len(cells) else ""
+        if not phone:
+            continue
+        country = ""
+        given = ""
+        if country_at is not None and country_at < len(cells):
+            given = cells[country_at].strip()
+        if given:
+            value, problem = memo(normalization.normalize_country, given)
+            country = "" if problem else value
+        memo(normalization.normalize_phone, phone, country or None)
+
+
 def outcome_of(function, *args) -> tuple[object, str]:
     """(normalised value, "") or (None, why the value was refused)."""
     try:

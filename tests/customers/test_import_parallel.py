@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from cim.audit import system_actor
+from customers import normalization
 from customers.imports import pipeline
 from customers.imports.reading import FileRejected
 from customers.imports.rows import FirstRows, Memo, RowKeys, parse_row
@@ -298,6 +299,47 @@ def test_remembered_normalisations_give_the_same_rows_as_fresh_ones():
                 number, cells, columns, lenient=lenient
             )
     assert len(memo.outcomes) < len(rows)
+
+
+def test_phones_normalised_first_give_the_same_rows_and_rows_parse_none_again(monkeypatch):
+    """A chunk's phone numbers are normalised one after the other before its
+    rows are parsed; the rows come out as parsing them alone gives, and no
+    row parses its number again."""
+    columns = {name: index for index, name in enumerate(HEADER.split(","))}
+    rows = [(number, line.split(","), "fp") for number, line in enumerate(_rows(60), start=2)]
+    rows.append((99, ["P-99"], "fp"))  # a short row: no phone or country cell
+    alone = [
+        parse_row(n, cells, columns, lenient=False, row_fingerprint=fp) for n, cells, fp in rows
+    ]
+    normalize_phone, calls, parsing = normalization.normalize_phone, [], []
+
+    def normalize_phone_counted(value, region=None):
+        calls.append((value, region, bool(parsing)))
+        return normalize_phone(value, region)
+
+    def parse_row_noted(*args, **kwargs):
+        parsing.append(True)
+        return parse_row(*args, **kwargs)
+
+    monkeypatch.setattr(normalization, "normalize_phone", normalize_phone_counted)
+    monkeypatch.setattr(pipeline, "parse_row", parse_row_noted)
+
+    validated = pipeline._validate_rows(columns, False, rows, Memo())
+
+    def outcome(row):
+        return (
+            row.number,
+            row.customer,
+            row.email,
+            row.phone,
+            row.address,
+            row.errors,
+            row.warnings,
+        )
+
+    assert list(map(outcome, validated)) == list(map(outcome, alone))
+    assert {row.phone for row in validated} >= {"+442079460958", "+442079460959"}
+    assert calls and not [call for call in calls if call[2]]  # all before the first row
 
 
 def test_each_customers_own_identifiers_do_not_crowd_the_memo():
