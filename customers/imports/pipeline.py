@@ -245,18 +245,22 @@ def _validate_rows(
     memo: Memo | None = None,
 ) -> list[ParsedRow]:
     """parse_row over rows, and the names of the valid ones: what a validating
-    process runs. It reads no database."""
+    process runs. It reads no database. The names are derived in a loop of
+    their own, after every row is parsed, for the reason the phones are
+    normalised first (rows.phones_normalised_first): validating the bench's
+    rows alone, 41 to 44 us a row against 45.5 to 47.5."""
     memo = memo or _worker_memo
     if memo is not None:
         phones_normalised_first(rows, columns, memo)
-    parsed = []
-    for number, cells, fp in rows:
-        row = parse_row(number, cells, columns, lenient=lenient, row_fingerprint=fp, memo=memo)
+    parsed = [
+        parse_row(number, cells, columns, lenient=lenient, row_fingerprint=fp, memo=memo)
+        for number, cells, fp in rows
+    ]
+    for row in parsed:
         if not row.errors:
             display_name = compose_display_name(row.customer)
             folded = fold(display_name)
             row.names = (display_name, folded, customer_tokens(display_name, folded=folded))
-        parsed.append(row)
     return parsed
 
 
