@@ -78,7 +78,7 @@ SOURCE_IMPORT_EXPORT = "bench-import-export"
 XLSX_SOURCE = "bench-xlsx"
 BENCH_SOURCES = (SEED_SOURCE, SOURCE, XLSX_SOURCE, SOURCE_IMPORT_EXPORT)
 IMPORT_EXPORT_REASON = "system: bench import-export"
-# The customer fields of a row that the like-for-like resource gives customer_create.
+# The customer fields the like-for-like django-import-export resource reads from a row.
 LIKE_FOR_LIKE_FIELDS = (
     "kind",
     "first_name",
