@@ -129,8 +129,10 @@ def phones_normalised_first(rows, columns: dict[str, int], memo: Memo) -> None:
     phone_at, country_at = columns.get("phone"), columns.get("country")
     if phone_at is None:
         return
-    if len(memo.outcomes) + len(rows) > memo.LIMIT:
-        memo.outcomes.clear()  # now, rather than amid the rows that read them
+    # A row adds at most two outcomes (its country, its number): room for all
+    # of them now, rather than the memo emptying itself amid the rows.
+    if len(memo.outcomes) + 2 * len(rows) >= memo.LIMIT:
+        memo.outcomes.clear()
     for _, cells, *_ in rows:
         phone = cells[phone_at].strip() if phone_at < len(cells) else ""
         if not phone:

@@ -301,10 +301,13 @@ def test_remembered_normalisations_give_the_same_rows_as_fresh_ones():
     assert len(memo.outcomes) < len(rows)
 
 
-def test_phones_normalised_first_give_the_same_rows_and_rows_parse_none_again(monkeypatch):
+@pytest.mark.parametrize("memo_filled", [0, Memo.LIMIT - 10], ids=["empty memo", "nearly full"])
+def test_phones_normalised_first_give_the_same_rows_and_rows_parse_none_again(
+    monkeypatch, memo_filled
+):
     """A chunk's phone numbers are normalised one after the other before its
     rows are parsed; the rows come out as parsing them alone gives, and no
-    row parses its number again."""
+    row parses its number again, however full the memo was."""
     columns = {name: index for index, name in enumerate(HEADER.split(","))}
     rows = [(number, line.split(","), "fp") for number, line in enumerate(_rows(60), start=2)]
     rows.append((99, ["P-99"], "fp"))  # a short row: no phone or country cell
@@ -324,7 +327,10 @@ def test_phones_normalised_first_give_the_same_rows_and_rows_parse_none_again(mo
     monkeypatch.setattr(normalization, "normalize_phone", normalize_phone_counted)
     monkeypatch.setattr(pipeline, "parse_row", parse_row_noted)
 
-    validated = pipeline._validate_rows(columns, False, rows, Memo())
+    memo = Memo()
+    memo.outcomes.update({("filler", n): (n, "") for n in range(memo_filled)})
+
+    validated = pipeline._validate_rows(columns, False, rows, memo)
 
     def outcome(row):
         return (
