@@ -27,6 +27,8 @@ from stdnum.exceptions import (
     ValidationError as StdnumValidationError,
 )
 
+from . import phone_validity
+
 EMAIL_MISSING_AT = (
     "'{value}' is not an email address: it needs exactly one '@' between a name and a domain."
 )
@@ -136,7 +138,7 @@ def normalize_phone(value: str, region: str | None = None) -> str:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         raise ValidationError(PHONE_UNPARSEABLE.format(value=raw), code="invalid_phone") from None
-    if not phonenumbers.is_valid_number(number):
+    if not phone_validity.is_valid_number(number):
         if raw.startswith(("+", "00")) or not region:
             message = PHONE_INVALID_INTERNATIONAL.format(value=raw)
         else:
