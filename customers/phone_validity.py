@@ -56,12 +56,12 @@ class _RegionCheck:
     """Whether a national significant number has one of a region's types."""
 
     def __init__(self, metadata) -> None:
-        self.metadata = metadata
         descs = [getattr(metadata, name) for name in _TYPES]
         if not metadata.same_mobile_and_fixed_line_pattern:
             descs.append(metadata.mobile)
         self.general = metadata.general_desc
-        self.general_pattern = _pattern(self.general)
+        general = _pattern(self.general)
+        self.general_pattern = re.compile(general) if general else None
         self.descs = [desc for desc in descs if _pattern(desc)]
         self.by_length: dict[int, re.Pattern | None] = {}
 
@@ -72,7 +72,7 @@ class _RegionCheck:
     def __call__(self, nsn: str) -> bool:
         if self.general_pattern is None or not _admits(self.general, len(nsn)):
             return False
-        if not _general(self.general_pattern).fullmatch(nsn):
+        if not self.general_pattern.fullmatch(nsn):
             return False
         length = len(nsn)
         try:
@@ -80,11 +80,6 @@ class _RegionCheck:
         except KeyError:
             any_type = self.by_length[length] = self._any_type(length)
         return any_type is not None and any_type.fullmatch(nsn) is not None
-
-
-@cache
-def _general(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
 
 
 @cache
@@ -113,13 +108,14 @@ def _country_check(country_code: int) -> Callable[[str], bool]:
         if metadata is None:
             continue
         leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
-        candidates.append((leading, _RegionCheck(metadata), _region_check(region, country_code)))
+        same_code = metadata.country_code == country_code
+        candidates.append((leading, _RegionCheck(metadata), same_code))
 
     def check(nsn: str) -> bool:
-        for leading, has_a_type, valid in candidates:
-            found = leading.match(nsn) if leading is not None else has_a_type(nsn)
-            if found:
-                return valid is not None and valid(nsn)
+        for leading, has_a_type, same_code in candidates:
+            if leading.match(nsn) if leading is not None else has_a_type(nsn):
+                # The number's region: valid if it has one of the region's types.
+                return same_code and has_a_type(nsn)
         return False
 
     return check
