@@ -22,7 +22,12 @@ import re
 from collections.abc import Callable
 from functools import cache
 
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber
+from phonenumbers import (
+    COUNTRY_CODE_TO_REGION_CODE,
+    PhoneMetadata,
+    PhoneNumber,
+    national_significant_number,
+)
 from phonenumbers.phonenumberutil import REGION_CODE_FOR_NON_GEO_ENTITY
 
 # The descriptions that make a number valid when it matches one of them, in
@@ -70,11 +75,11 @@ class _RegionCheck:
         return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
     def __call__(self, nsn: str) -> bool:
-        if self.general_pattern is None or not _admits(self.general, len(nsn)):
+        length = len(nsn)
+        if self.general_pattern is None or not _admits(self.general, length):
             return False
         if not self.general_pattern.fullmatch(nsn):
             return False
-        length = len(nsn)
         try:
             any_type = self.by_length[length]
         except KeyError:
@@ -82,29 +87,26 @@ class _RegionCheck:
         return any_type is not None and any_type.fullmatch(nsn) is not None
 
 
-@cache
-def _region_check(region: str, country_code: int) -> _RegionCheck | None:
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None:
-        return None
-    if region != REGION_CODE_FOR_NON_GEO_ENTITY and metadata.country_code != country_code:
-        return None
-    return _RegionCheck(metadata)
+def _never(nsn: str) -> bool:
+    return False
 
 
 @cache
 def _country_check(country_code: int) -> Callable[[str], bool]:
     """The check of numbers with this country code, after finding their region as
     phonenumbers' region_code_for_number does."""
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
-    if not regions:
-        return lambda nsn: False
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
     if len(regions) == 1:
-        check = _region_check(regions[0], country_code)
-        return check or (lambda nsn: False)
+        # The code's only region (or "001", a non-geographic code) is the number's.
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0])
+        if metadata is None or (
+            regions[0] != REGION_CODE_FOR_NON_GEO_ENTITY and metadata.country_code != country_code
+        ):
+            return _never
+        return _RegionCheck(metadata)
     candidates = []
     for region in regions:
-        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        metadata = PhoneMetadata.metadata_for_region(region, None)
         if metadata is None:
             continue
         leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
@@ -119,14 +121,6 @@ def _country_check(country_code: int) -> Callable[[str], bool]:
         return False
 
     return check
-
-
-def national_significant_number(number: PhoneNumber) -> str:
-    zeros = ""
-    if number.italian_leading_zero:
-        count = number.number_of_leading_zeros
-        zeros = "0" * (1 if count is None else count)
-    return zeros + str(number.national_number)
 
 
 def is_valid_number(number: PhoneNumber) -> bool:

@@ -78,17 +78,6 @@ SOURCE_IMPORT_EXPORT = "bench-import-export"
 XLSX_SOURCE = "bench-xlsx"
 BENCH_SOURCES = (SEED_SOURCE, SOURCE, XLSX_SOURCE, SOURCE_IMPORT_EXPORT)
 IMPORT_EXPORT_REASON = "system: bench import-export"
-# The customer fields the like-for-like django-import-export resource reads from a row.
-LIKE_FOR_LIKE_FIELDS = (
-    "kind",
-    "first_name",
-    "last_name",
-    "organization_name",
-    "date_of_birth",
-    "national_id",
-    "country",
-    "preferred_language",
-)
 COLUMNS = (
     "external_id",
     "kind",
@@ -656,7 +645,7 @@ def _import_export(rows: list[list[str]], *, log: Log) -> dict[str, Any]:
     from import_export import resources
 
     from cim.audit import stamp, system_actor
-    from customers.imports.rows import parse_row
+    from customers.imports.rows import CUSTOMER_FIELDS, parse_row
     from customers.models import (
         Customer,
         EmailAddress,
@@ -685,7 +674,7 @@ def _import_export(rows: list[list[str]], *, log: Log) -> dict[str, Any]:
     class CustomerLikeForLikeResource(resources.ModelResource):
         class Meta:
             model = Customer
-            fields = LIKE_FOR_LIKE_FIELDS
+            fields = CUSTOMER_FIELDS  # the customer fields the pipeline writes
             import_id_fields = ()
 
         def get_instance(self, instance_loader, row):
