@@ -142,6 +142,12 @@ def job_path(job: ImportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / job.stored_path
 
 
+def rows_copy_path(job: ImportJob) -> Path:
+    """Where a workbook's rows are copied as CSV for the job's later readings
+    (reading.open_sheet); removed when the job's run ends."""
+    return Path(settings.MEDIA_ROOT) / "imports" / "rows" / f"{job.pk}.csv"
+
+
 @dataclass
 class ChunkResult:
     rows: int = 0
@@ -506,8 +512,8 @@ class Importer:
 
     # -- reading --------------------------------------------------------------
 
-    def _rows(self, *, keep: bool = False) -> Iterator[tuple[int, list[str]]]:
-        _, rows = open_sheet(job_path(self.job), keep=keep)
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        _, rows = open_sheet(job_path(self.job), copy=rows_copy_path(self.job))
         return rows
 
     def _chunks(self) -> Iterator[list[tuple[int, list[str]]]]:
@@ -949,13 +955,12 @@ class Importer:
 
     # -- the whole file ---------------------------------------------------------
 
-    def check_file(self, *, keep_for_run: bool = False) -> int:
+    def check_file(self) -> int:
         """Read the whole file without validating rows: a file that breaks halfway
         (an unterminated quote, a 1 MB cell) is refused before anything is written.
-        Its rows. `keep_for_run`: the run follows in this process, so a sheet
-        loaded whole is kept for it (reading.KeptSheet)."""
+        Its rows. A workbook's rows are copied for the run as they are read."""
         self.columns = _columns(self.job)
-        return sum(1 for _ in self._rows(keep=keep_for_run))
+        return sum(1 for _ in self._rows())
 
     def run(self) -> dict:
         job = self.job

@@ -146,10 +146,10 @@ def import_job_check(*, job: ImportJob, lenient: bool) -> ImportJob:
     """Queue a job whose run follows in this process (import_customers): the
     whole file is read first, so a file that breaks halfway is refused (the job
     FAILED, FileRejected raised) before anything is written, and its rows are
-    counted for the run's progress and chunk size. A sheet loaded whole is kept
-    for the run (reading.KeptSheet)."""
+    counted for the run's progress and chunk size. A workbook's rows are copied
+    for the run as they are read (reading.open_sheet)."""
     try:
-        rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file(keep_for_run=True)
+        rows = pipeline.Importer(job, dry_run=True, lenient=lenient).check_file()
     except FileRejected as error:
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.FAILED, error_message=str(error)
@@ -195,6 +195,11 @@ def _claim(job_id: int) -> bool:
     )
 
 
+def _rows_copy_drop(job: ImportJob) -> None:
+    """The workbook's rows copy (reading.open_sheet): the job reads its file no more."""
+    pipeline.rows_copy_path(job).unlink(missing_ok=True)
+
+
 def import_job_run(*, job_id: int) -> dict | None:
     """Write the file's rows in committed chunks; resumable after a crash."""
     if not _claim(job_id):
@@ -206,11 +211,14 @@ def import_job_run(*, job_id: int) -> dict | None:
         ImportJob.objects.filter(pk=job_id).update(
             status=ImportJob.Status.FAILED, error_message=str(error), finished_at=timezone.now()
         )
+        _rows_copy_drop(job)
         return None
     status = ImportJob.Status.CANCELLED if outcome.get("cancelled") else ImportJob.Status.COMPLETED
     ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
         status=status, finished_at=timezone.now()
     )
+    # Only a run that ended drops it: a crashed one is resumed, reading it.
+    _rows_copy_drop(job)
     job.refresh_from_db()
     customers_bulk_changed(created=job.created, updated=job.updated, reason=job.history_reason)
     return job.summary()
@@ -222,6 +230,7 @@ def import_job_cancel(*, actor: AbstractBaseUser, job: ImportJob) -> ImportJob:
         pk=job.pk,
         status__in=[ImportJob.Status.QUEUED, ImportJob.Status.PREVIEWED, ImportJob.Status.UPLOADED],
     ).update(status=ImportJob.Status.CANCELLED, finished_at=timezone.now()):
+        _rows_copy_drop(job)
         job.refresh_from_db()
         return job
     if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(

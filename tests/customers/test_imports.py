@@ -236,16 +236,55 @@ def calamine_loads(monkeypatch) -> list[str]:
 
 def test_the_command_loads_a_workbook_once_for_its_check_and_its_run(tmp_path, calamine_loads):
     """import_customers reads the whole file before it writes anything, then
-    imports it: the sheet loaded for the check is the one the run reads."""
-    from customers.imports.reading import KeptSheet
-
+    imports it: the run reads the rows the check copied, and the copy goes
+    when the run ends."""
     path = _workbook(
         tmp_path / "people.xlsx",
         [["External ID", "Last name"], ["X-1", "Berg"], ["X-2", "Nord"], ["X-3", "Lind"]],
     )
-    assert run_import(path)["created"] == 3
+    summary = run_import(path)
+    assert summary["created"] == 3
     assert calamine_loads == [str(path)]
-    assert KeptSheet.sheet is None  # the run took it: nothing is held after
+    assert not pipeline.rows_copy_path(ImportJob.objects.get(pk=summary["job"])).exists()
+
+
+def test_the_run_of_an_upload_reads_the_rows_its_preview_read(
+    tmp_path, admin, xlsx_reader, calamine_loads, monkeypatch, settings
+):
+    """The preview and the run are separate tasks, often in separate worker
+    processes: the workbook is read once, by the preview, and a run or a
+    resumed run reads the rows it copied."""
+    from customers.imports import reading
+    from customers.imports.services import import_job_preview
+
+    streamed, stream = [], reading.xlsx_rows
+
+    def counted(path):
+        streamed.append(path)
+        return stream(path)
+
+    monkeypatch.setattr(reading, "xlsx_rows", counted)
+    settings.MEDIA_ROOT = tmp_path / "media"
+    path = _workbook(
+        tmp_path / "people.xlsx",
+        [["External ID", "Last name"], ["X-1", "Berg"], [None, None], ["X-3", "Lind"]],
+    )
+    job = import_job_create(
+        actor=admin, source="crm", original_name="people.xlsx", chunks=[path.read_bytes()]
+    )
+    streamed.clear()  # the upload's request read the headers only
+    ImportJob.objects.filter(pk=job.pk).update(status="previewing")
+    import_job_preview(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.preview["created"] == 2
+    assert pipeline.rows_copy_path(job).exists()
+
+    ImportJob.objects.filter(pk=job.pk).update(status="queued")
+    assert import_job_run(job_id=job.pk)["created"] == 2
+    reads = streamed if xlsx_reader == "streamed" else calamine_loads
+    assert len(reads) == 1
+    assert not pipeline.rows_copy_path(job).exists()
+    assert SourceIdentifier.objects.filter(external_id="X-3").exists()
 
 
 def test_an_uploaded_workbook_is_not_loaded_whole_to_read_its_headers(
@@ -276,29 +315,64 @@ def test_headers_the_streaming_reader_cannot_find_are_read_by_calamine(
     assert calamine_loads == [str(path)]
 
 
-def test_a_kept_sheet_serves_only_the_unchanged_file(tmp_path, calamine_loads):
-    from customers.imports.reading import KeptSheet, open_sheet
+def test_a_rows_copy_reads_exactly_as_the_workbook_and_serves_only_that_file(
+    tmp_path, calamine_loads
+):
+    from customers.imports.reading import open_sheet
 
-    path = _workbook(tmp_path / "people.xlsx", [["External ID", "Last name"], ["X-1", "Berg"]])
-    _, rows = open_sheet(path, keep=True)
-    assert list(rows) == [(2, ["X-1", "Berg"])]
+    copy = tmp_path / "rows" / "1.csv"
+    path = _workbook(
+        tmp_path / "people.xlsx",
+        [
+            ["External ID", 'Note, with "quotes"'],
+            ["X-1", 'two\nlines, a comma and a "quote"'],
+            [None, None],
+            ["X-3", "Åsa Öberg " + "x" * 5000],
+            ["X-4"],
+        ],
+    )
+    sheet, rows = open_sheet(path, copy=copy)
+    read = list(rows)
+    assert copy.exists()
+    again, rows = open_sheet(path, copy=copy)
+    assert (again.headers, list(rows)) == (sheet.headers, read)
+    assert [number for number, _ in read] == [2, 4, 5]
+    assert len(calamine_loads) == 1
+
     _workbook(path, [["External ID", "Last name"], ["X-1", "Berg"], ["X-2", "Nord"]])
-    _, rows = open_sheet(path)
+    _, rows = open_sheet(path, copy=copy)
     assert list(rows) == [(2, ["X-1", "Berg"]), (3, ["X-2", "Nord"])]
     assert len(calamine_loads) == 2
-    assert KeptSheet.sheet is None
 
 
-def test_a_workbook_refused_by_the_check_is_not_kept(tmp_path, calamine_loads, monkeypatch):
+def test_a_reading_stopped_early_leaves_no_rows_copy(tmp_path):
+    from customers.imports.reading import open_sheet
+
+    copy = tmp_path / "rows" / "1.csv"
+    path = _workbook(tmp_path / "people.xlsx", [["External ID"], ["X-1"], ["X-2"]])
+    _, rows = open_sheet(path, copy=copy)
+    assert next(rows) == (2, ["X-1"])
+    rows.close()
+    assert list(copy.parent.iterdir()) == []
+
+
+def test_a_workbook_refused_by_the_check_leaves_no_rows_copy(tmp_path, monkeypatch, settings):
     from customers.imports import reading
-    from customers.imports.reading import KeptSheet
+
+    settings.MEDIA_ROOT = tmp_path / "media"
 
     # Below Excel's own limit (32,767 characters a cell), which calamine applies.
     monkeypatch.setattr(reading, "MAX_CELL_CHARS", 1000)
-    path = _workbook(tmp_path / "huge.xlsx", [["External ID", "Last name"], ["X-1", "B" * 2000]])
+    path = _workbook(
+        tmp_path / "huge.xlsx",
+        [["External ID", "Last name"], ["X-1", "Berg"], ["X-2", "B" * 2000]],
+    )
     with pytest.raises(CommandError, match="larger than"):
         run_import(path)
-    assert KeptSheet.sheet is None
+    job = ImportJob.objects.get()
+    assert job.status == "failed"
+    copy = pipeline.rows_copy_path(job)
+    assert not list(copy.parent.glob(f"{copy.name}*"))  # nor a partial one
     assert not Customer.objects.exists()
 
 
