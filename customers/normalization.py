@@ -164,15 +164,17 @@ def normalize_country(value: str) -> str:
     return code
 
 
-def _scheme_module(path: str):
-    return importlib.import_module(f"stdnum.{path}")
+@functools.cache
+def _scheme_modules(paths: tuple[str, ...]) -> tuple:
+    """The python-stdnum modules of a country's schemes, imported once."""
+    return tuple(importlib.import_module(f"stdnum.{path}") for path in paths)
 
 
 def _normalize_identifier(value: str, country: str, schemes, label: str) -> str:
     raw = (value or "").strip()
     if not raw:
         return ""
-    modules = [_scheme_module(path) for path in schemes.get((country or "").upper(), ())]
+    modules = _scheme_modules(schemes.get((country or "").upper(), ()))
     if not modules:
         # No checker for this country: keep the identifier, compacted, as given.
         return "".join(raw.split()).replace("-", "").upper()
