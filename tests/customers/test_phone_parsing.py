@@ -14,30 +14,18 @@ from phonenumbers import (
     COUNTRY_CODE_TO_REGION_CODE,
     PhoneNumber,
     PhoneNumberFormat,
-    PhoneNumberType,
 )
 
 from customers import normalization
 from customers.phone_parsing import parse_plain
+
+from .phone_examples import example_numbers
 
 # Numbers written internationally are read in no region and in regions that
 # dial abroad with 00 (GB) and 011 (US); numbers in national form, in their
 # own region and in regions whose national prefix is 0 (GB), 1 (US) and 8 (RU).
 REGIONS = (None, "GB", "US")
 NATIONAL_REGIONS = ("GB", "US", "RU")
-
-
-def _example_numbers() -> list[phonenumbers.PhoneNumber]:
-    examples = [
-        phonenumbers.example_number_for_type(region, number_type)
-        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
-        for number_type in PhoneNumberType.values()
-    ]
-    examples += [
-        phonenumbers.example_number_for_non_geo_entity(code)
-        for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
-    ]
-    return [number for number in examples if number is not None]
 
 
 def _near_misses(digits: str) -> set[str]:
@@ -91,7 +79,7 @@ def _corpus(rng: random.Random) -> list[tuple[str, str | None]]:
     """(written number, region it is read in) pairs."""
     international: set[str] = set()
     national: set[tuple[str, str | None]] = set()
-    for example in _example_numbers():
+    for example in example_numbers():
         region = phonenumbers.region_code_for_number(example)
         nsn = phonenumbers.national_significant_number(example)
         for digits in _near_misses(nsn):

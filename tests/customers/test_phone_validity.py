@@ -6,23 +6,12 @@ writes them) and random numbers of every length under every country code."""
 import random
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumber, PhoneNumberType
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumber
 
 from customers import normalization
 from customers.phone_validity import is_valid_number
 
-
-def _example_numbers() -> list[PhoneNumber]:
-    examples = [
-        phonenumbers.example_number_for_type(region, number_type)
-        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
-        for number_type in PhoneNumberType.values()
-    ]
-    examples += [
-        phonenumbers.example_number_for_non_geo_entity(code)
-        for code in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
-    ]
-    return [number for number in examples if number is not None]
+from .phone_examples import example_numbers
 
 
 def _near_misses(number: PhoneNumber) -> list[PhoneNumber]:
@@ -55,7 +44,7 @@ def _random_numbers(rng: random.Random) -> list[PhoneNumber]:
 
 
 def test_every_example_number_its_near_misses_and_random_numbers_get_phonenumbers_answer():
-    numbers = [miss for example in _example_numbers() for miss in _near_misses(example)]
+    numbers = [miss for example in example_numbers() for miss in _near_misses(example)]
     numbers += _random_numbers(random.Random(7))
 
     disagreements = [
