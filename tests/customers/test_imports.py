@@ -414,18 +414,21 @@ def test_a_streamed_sheet_reads_exactly_as_one_loaded_whole(tmp_path, settings):
     assert streamed[1][2][1][:3] == ["A-3", "Ann Lee", "1968-06-11"]
 
 
-def test_shared_strings_as_excel_writes_them_stream_as_they_load(tmp_path, settings):
-    """Excel keeps a workbook's text in one shared table, rich text as runs."""
-    from customers.imports.reading import open_sheet
-
+def _excel_workbook(path: Path, prefix: str = "") -> Path:
+    """A workbook as Excel writes it: text in one shared table, rich text as
+    runs; `prefix`: the sheet's elements named with a namespace prefix, as
+    some other programs write them."""
     main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
     relations = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    p = f"{prefix}:" if prefix else ""
     cells = "".join(
-        f'<c r="{column}{row}" t="s"><v>{index}</v></c>'
+        f'<{p}c r="{column}{row}" t="s"><{p}v>{index}</{p}v></{p}c>'
         for row, indexes in ((1, (0, 1)), (2, (2, 3)))
         for column, index in zip("AB", indexes, strict=True)
     )
+    namespace = f'xmlns:{prefix}="{main}"' if prefix else f'xmlns="{main}"'
+    half = len(cells) // 2
     parts = {
         "[Content_Types].xml": (
             '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -450,27 +453,36 @@ def test_shared_strings_as_excel_writes_them_stream_as_they_load(tmp_path, setti
             "<si><t>C-&amp;1</t></si><si><r><t>Le</t></r><r><rPr/><t>é</t></r>"
             "<rPh><t>ignored</t></rPh></si></sst>"
         ),
-        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>'
-        + f'<row r="1">{cells[: len(cells) // 2]}</row><row r="2">{cells[len(cells) // 2 :]}</row>'
-        + "</sheetData></worksheet>",
+        "xl/worksheets/sheet1.xml": f"<{p}worksheet {namespace}><{p}sheetData>"
+        + f'<{p}row r="1">{cells[:half]}</{p}row><{p}row r="2">{cells[half:]}</{p}row>'
+        + f"</{p}sheetData></{p}worksheet>",
     }
-    path = tmp_path / "excel.xlsx"
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in parts.items():
             archive.writestr(name, text)
+    return path
 
+
+EXCEL_ROWS = (["external_id", "last_name"], [(2, ["C-&1", "Leé"])])
+
+
+def test_shared_strings_as_excel_writes_them_stream_as_they_load(tmp_path, settings):
+    from customers.imports.reading import open_sheet
+
+    path = _excel_workbook(tmp_path / "excel.xlsx")
     loaded = open_sheet(path)
     loaded = (loaded[0].headers, list(loaded[1]))
     settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
     streamed = open_sheet(path)
-    assert (
-        (streamed[0].headers, list(streamed[1]))
-        == loaded
-        == (
-            ["external_id", "last_name"],
-            [(2, ["C-&1", "Leé"])],
-        )
-    )
+    assert (streamed[0].headers, list(streamed[1])) == loaded == EXCEL_ROWS
+
+
+def test_a_sheet_whose_elements_carry_a_namespace_prefix_streams_the_same(tmp_path, settings):
+    from customers.imports.reading import open_sheet
+
+    settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    streamed = open_sheet(_excel_workbook(tmp_path / "prefixed.xlsx", prefix="x"))
+    assert (streamed[0].headers, list(streamed[1])) == EXCEL_ROWS
 
 
 BAD_ROWS = [
