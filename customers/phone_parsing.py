@@ -55,28 +55,6 @@ _MAX_INPUT_LENGTH = 250
 _MIN_DIGITS = 3
 
 
-def _always(digits: str) -> bool:
-    return True
-
-
-def _never(digits: str) -> bool:
-    return False
-
-
-@cache
-def _national_prefix(country_code: int) -> Callable[[str], object]:
-    """Whether parse may strip a national prefix from the front of a national
-    number with this country code (always, for a code without metadata: parse
-    decides)."""
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(
-        country_code, region_code_for_country_code(country_code)
-    )
-    if metadata is None:
-        return _always
-    prefix = metadata.national_prefix_for_parsing
-    return re.compile(prefix).match if prefix else _never
-
-
 class _Region(NamedTuple):
     """What parse reads a number by when it reads it in a region."""
 
@@ -96,13 +74,9 @@ def _no_match(digits: str) -> None:
     return None
 
 
-@cache
-def _region(region: str | None) -> _Region | None:
-    metadata = PhoneMetadata.metadata_for_region(region, None) if region else None
-    if metadata is None:
-        return None
-    general = metadata.general_desc
-    lengths = general.possible_length
+def _reading(metadata) -> _Region | None:
+    general = metadata.general_desc if metadata is not None else None
+    lengths = general.possible_length if general is not None else ()
     if not lengths:
         return None
     return _Region(
@@ -121,6 +95,23 @@ def _region(region: str | None) -> _Region | None:
         shortest=lengths[0],
         longest=lengths[-1],
         local_only_lengths=frozenset(general.possible_length_local_only),
+    )
+
+
+@cache
+def _region(region: str | None) -> _Region | None:
+    """How parse reads numbers in `region` (None: it has no metadata)."""
+    return _reading(PhoneMetadata.metadata_for_region(region, None) if region else None)
+
+
+@cache
+def _country(country_code: int) -> _Region | None:
+    """How parse reads the national part of numbers with this country code:
+    by its main region's metadata (None: it has none)."""
+    return _reading(
+        PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, region_code_for_country_code(country_code)
+        )
     )
 
 
@@ -155,7 +146,11 @@ def _international(digits: str) -> PhoneNumber | None:
     else:
         return None
     nsn = digits[size:]
-    if len(nsn) not in _NSN_LENGTHS or nsn[0] == "0" or _national_prefix(country_code)(nsn):
+    if len(nsn) not in _NSN_LENGTHS or nsn[0] == "0":
+        return None
+    country = _country(country_code)
+    if country is None or country.national_prefix(nsn):
+        # parse may strip a national prefix here ("+44 (0)20"): it decides.
         return None
     return PhoneNumber(country_code=country_code, national_number=int(nsn))
 
