@@ -250,6 +250,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "duplicates.tasks.scan_incremental_hourly",
         "schedule": crontab(minute=35),
     },
+    # Daily: delete the uploads of imports not run within the retention period.
+    "imports-expire-uploads": {
+        "task": "customers.tasks.import_uploads_expire",
+        "schedule": crontab(hour=4, minute=10),
+    },
     # A duplicate scan whose worker died (no heartbeat) is marked failed.
     "duplicates-scan-recover-stalled": {
         "task": "duplicates.tasks.scan_recover_stalled",
@@ -288,6 +293,10 @@ CIM_IMPORT_CHUNK_ROWS_MAX = int(os.environ.get("CIM_IMPORT_CHUNK_ROWS_MAX", "100
 # 2 keeps both cores of a small machine busy with the database beside it (one
 # writer leaves one idle: measured 4,453 against 7,626 rows/s); 1 is inline.
 CIM_IMPORT_WORKERS = int(os.environ.get("CIM_IMPORT_WORKERS", "2"))
+# Days an uploaded import file (customers' personal data) is kept while its job
+# is not running. A run that ends deletes its upload at once; this bounds the
+# uploads that are never confirmed, and those of failed imports.
+CIM_IMPORT_UPLOAD_RETENTION_DAYS = int(os.environ.get("CIM_IMPORT_UPLOAD_RETENTION_DAYS", "7"))
 # Uploads are streamed to disk; only small form fields are held in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

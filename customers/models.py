@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -530,6 +532,10 @@ class ImportJob(models.Model):
     )
     reverted_at = models.DateTimeField(null=True, blank=True)
     revert_report = models.JSONField(default=dict, blank=True)
+    # When the uploaded file (and its rows copy) was deleted: the job can no
+    # longer be previewed, run or resumed. Its counts, history and error
+    # report stay.
+    file_deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -544,6 +550,12 @@ class ImportJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def is_upload(self) -> bool:
+        """The file was uploaded into MEDIA_ROOT, and is ours to delete; the
+        import_customers command registers an operator's file by its absolute path."""
+        return not Path(self.stored_path).is_absolute()
 
     @property
     def rows_per_second(self) -> float | None:

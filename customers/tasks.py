@@ -35,3 +35,10 @@ def import_recover_stalled() -> int:
     from .imports.services import import_jobs_recover_stalled
 
     return import_jobs_recover_stalled()
+
+
+@shared_task(name="customers.tasks.import_uploads_expire")
+def import_uploads_expire() -> int:
+    from .imports.services import import_uploads_expire
+
+    return import_uploads_expire()

@@ -5,6 +5,7 @@ Every operation checks the actor's permission here, not only in the views.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from pathlib import Path
@@ -40,6 +41,13 @@ NOT_CONFIRMABLE = "Only a previewed import can be confirmed (this one is {status
 NOT_RESUMABLE = "Only a failed or stalled import can be resumed (this one is {status})."
 NOT_REVERTIBLE = "Only a completed import can be reverted (this one is {status})."
 NOT_CANCELLABLE = "This import is {status}; there is nothing to cancel."
+FILE_DELETED = (
+    "The uploaded file of this import was deleted on {date}: upload it again to import it."
+)
+UPLOAD_EXPIRED = (
+    "Not run within {days} days of its upload: the uploaded file was deleted, "
+    "as uploads are not kept longer."
+)
 BAD_SOURCE = "A source is a short name of letters, digits, '-' or '_' (e.g. billing-eu)."
 
 
@@ -107,6 +115,7 @@ def import_job_preview_request(
 ) -> ImportJob:
     """Save the mapping (also as the source's default) and check the file in the background."""
     _require(actor)
+    _require_file(job)
     if job.status not in (
         ImportJob.Status.UPLOADED,
         ImportJob.Status.PREVIEWED,
@@ -117,9 +126,14 @@ def import_job_preview_request(
 
     with transaction.atomic():
         job.mapping = clean_mapping(job.headers, mapping)
-        job.status = ImportJob.Status.PREVIEWING
-        job.preview, job.error_message = {}, ""
-        job.save(update_fields=["mapping", "status", "preview", "error_message"])
+        # Conditional, so an upload deleted meanwhile (import_uploads_expire) is
+        # never previewed.
+        if not ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(
+            mapping=job.mapping, status=ImportJob.Status.PREVIEWING, preview={}, error_message=""
+        ):
+            job.refresh_from_db()
+            _require_file(job)
+        job.refresh_from_db()
         ImportMapping.objects.update_or_create(
             source=job.source,
             defaults={"mapping": job.mapping, "updated_by": actor, "updated_at": timezone.now()},
@@ -195,9 +209,33 @@ def _claim(job_id: int) -> bool:
     )
 
 
+def _require_file(job: ImportJob) -> None:
+    if job.file_deleted_at is not None:
+        raise ValidationError(
+            FILE_DELETED.format(date=timezone.localtime(job.file_deleted_at).strftime("%d %b %Y"))
+        )
+
+
 def _rows_copy_drop(job: ImportJob) -> None:
     """The workbook's rows copy (reading.open_sheet): the job reads its file no more."""
     pipeline.rows_copy_path(job).unlink(missing_ok=True)
+
+
+def _files_delete(job: ImportJob) -> None:
+    """The job reads its file no more: its rows copy goes, and so does the file
+    if it was uploaded (customers' personal data, kept no longer than needed).
+    A file import_customers was given stays where the operator keeps it."""
+    _rows_copy_drop(job)
+    if not job.is_upload:
+        return
+    path = pipeline.job_path(job)
+    path.unlink(missing_ok=True)
+    if path.parent.parent == Path(settings.MEDIA_ROOT) / "imports":
+        with contextlib.suppress(OSError):  # not empty: not only this upload's
+            path.parent.rmdir()
+    ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(
+        file_deleted_at=timezone.now()
+    )
 
 
 def import_job_run(*, job_id: int) -> dict | None:
@@ -217,8 +255,8 @@ def import_job_run(*, job_id: int) -> dict | None:
     ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
         status=status, finished_at=timezone.now()
     )
-    # Only a run that ended drops it: a crashed one is resumed, reading it.
-    _rows_copy_drop(job)
+    # Only a run that ended drops them: a crashed one is resumed, reading them.
+    _files_delete(job)
     job.refresh_from_db()
     customers_bulk_changed(created=job.created, updated=job.updated, reason=job.history_reason)
     return job.summary()
@@ -230,7 +268,7 @@ def import_job_cancel(*, actor: AbstractBaseUser, job: ImportJob) -> ImportJob:
         pk=job.pk,
         status__in=[ImportJob.Status.QUEUED, ImportJob.Status.PREVIEWED, ImportJob.Status.UPLOADED],
     ).update(status=ImportJob.Status.CANCELLED, finished_at=timezone.now()):
-        _rows_copy_drop(job)
+        _files_delete(job)
         job.refresh_from_db()
         return job
     if not ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING).update(
@@ -258,10 +296,15 @@ def import_job_resume(*, actor: AbstractBaseUser | None, job: ImportJob) -> Impo
         import_job_is_stalled(job)
     ):
         raise ValidationError(NOT_RESUMABLE.format(status=job.get_status_display()))
+    _require_file(job)
     with transaction.atomic():
-        ImportJob.objects.filter(pk=job.pk).update(
+        # Conditional, so an upload deleted meanwhile (import_uploads_expire) is
+        # never run.
+        if not ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(
             status=ImportJob.Status.QUEUED, error_message="", cancel_requested=False
-        )
+        ):
+            job.refresh_from_db()
+            _require_file(job)
         import_run.delay_on_commit(job.pk)
     job.refresh_from_db()
     return job
@@ -275,6 +318,43 @@ def import_jobs_recover_stalled() -> int:
         import_job_resume(actor=None, job=job)
         recovered += 1
     return recovered
+
+
+def import_uploads_expire(*, now=None) -> int:
+    """Delete the uploaded files that jobs not running have kept for longer than
+    CIM_IMPORT_UPLOAD_RETENTION_DAYS since their upload: an upload never
+    confirmed is cancelled, a failed import can no longer be resumed (the rows
+    it wrote stay, with their history). The number of uploads deleted."""
+    now = now or timezone.now()
+    days = settings.CIM_IMPORT_UPLOAD_RETENTION_DAYS
+    kept = (
+        ImportJob.objects.filter(
+            created_at__lt=now - timezone.timedelta(days=days), file_deleted_at__isnull=True
+        )
+        .exclude(status__in=ImportJob.ACTIVE)
+        .only("pk", "stored_path", "status")
+    )
+    deleted = 0
+    for job in kept.iterator():
+        if not job.is_upload:
+            continue
+        ImportJob.objects.filter(
+            pk=job.pk, status__in=[ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED]
+        ).update(
+            status=ImportJob.Status.CANCELLED,
+            finished_at=now,
+            error_message=UPLOAD_EXPIRED.format(days=days),
+        )
+        # Claimed first, by a conditional update as confirm and resume make
+        # theirs: a job they queued meanwhile keeps its file.
+        if (
+            ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True)
+            .exclude(status__in=ImportJob.ACTIVE)
+            .update(file_deleted_at=now)
+        ):
+            _files_delete(job)
+            deleted += 1
+    return deleted
 
 
 def _since_job(model, ids, reason: str) -> set[int]:
