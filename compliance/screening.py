@@ -9,8 +9,8 @@ variants), against an entry's name and each alias. Candidates are found
 through phonetic keys first, so a customer is scored against a handful of
 entries, not the whole list, and an entry against a handful of customers:
 - a customer against the list: WatchListToken, the entries' words and keys;
-- an entry against the customers: CustomerSearchToken, the index customer
-  search already keeps.
+- an entry against the customers: CustomerSearchToken and SearchWord, the
+  index customer search already keeps.
 
 When screening runs: on a customer's creation and on a change of name or date
 of birth (a hook in customers.services), after each list import (a task per
@@ -27,7 +27,7 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -41,7 +41,7 @@ from django_countries import countries
 from cim.audit import stamp, system_actor, system_reason
 from customers.matching import best_name_similarity, name_words
 from customers.models import Customer, CustomerSearchToken
-from customers.search import fold, phonetic_key
+from customers.search import fold, phonetic_key, sounds_like
 
 from . import roles
 from .models import (
@@ -128,22 +128,29 @@ def watchlist_index_refresh(entry_ids: Iterable[int]) -> None:
 PREFIX = 4  # "Drakow" finds "Drakov" by its first letters when the sound differs
 
 
-def _word_match(word: str) -> Q:
-    match = Q(phonetic=phonetic_key(word))
+def _entry_sounds_like(word: str) -> Q:
+    return Q(phonetic=phonetic_key(word))
+
+
+def _word_match(word: str, sounds_like: Callable[[str], Q]) -> Q:
+    match = sounds_like(word)
     if len(word) >= PREFIX:
         prefix = word[:PREFIX]
         match |= Q(token__gte=prefix, token__lt=prefix[:-1] + chr(ord(prefix[-1]) + 1))
     return match
 
 
-def _candidates(tokens: QuerySet, owner: str, name: str) -> list[int]:
+def _candidates(
+    tokens: QuerySet, owner: str, name: str, sounds_like: Callable[[str], Q]
+) -> list[int]:
     """Ids of the owners (customers or entries) having a word that sounds like,
     or starts like, each of enough words of `name`: two words (one for a
-    one-word name), so "John" alone does not bring every John."""
+    one-word name), so "John" alone does not bring every John. `sounds_like`:
+    the tokens that sound like a word."""
     words = list(dict.fromkeys(name_words(name)))[:MAX_WORDS]
     if not words:
         return []
-    matches = [_word_match(word) for word in words]
+    matches = [_word_match(word, sounds_like) for word in words]
     either = Q()
     for match in matches:
         either |= match
@@ -199,7 +206,7 @@ def match_score(customer: Customer, entry: WatchListEntry) -> Match:
 def entries_for_customer(customer: Customer) -> list[WatchListEntry]:
     """Active entries sharing enough name words with the customer."""
     tokens = WatchListToken.objects.filter(entry__active=True)
-    entry_ids = _candidates(tokens, "entry_id", customer.display_name)
+    entry_ids = _candidates(tokens, "entry_id", customer.display_name, _entry_sounds_like)
     return list(WatchListEntry.objects.filter(pk__in=entry_ids)) if entry_ids else []
 
 
@@ -207,7 +214,7 @@ def customers_for_entry(entry: WatchListEntry) -> list[Customer]:
     """Customers sharing enough name words with any of the entry's names."""
     ids: set[int] = set()
     for name in entry.names:
-        ids.update(_candidates(CustomerSearchToken.objects.all(), "customer_id", name))
+        ids.update(_candidates(CustomerSearchToken.objects.all(), "customer_id", name, sounds_like))
     if not ids:
         return []
     return list(

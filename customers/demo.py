@@ -59,7 +59,7 @@ from .models import (
     PostalAddress,
     SourceIdentifier,
 )
-from .search import customer_tokens
+from .search import customer_tokens, search_words_add
 
 DEMO_SOURCE = "demo"
 LEGACY_SOURCE = "legacy"
@@ -1171,7 +1171,7 @@ CONTACT_COLUMNS = _words("organization_id person_id role is_primary_contact")
 INTERACTION_COLUMNS = _words(
     "customer_id kind occurred_at channel summary amount currency reference created_by_id"
 )
-TOKEN_COLUMNS = _words("customer_id token phonetic")
+TOKEN_COLUMNS = _words("customer_id token")
 
 
 # --------------------------------------------------------------------------- the job
@@ -1187,6 +1187,8 @@ class _Rows:
     contacts: list[tuple] = field(default_factory=list)
     interactions: list[tuple] = field(default_factory=list)
     tokens: list[tuple] = field(default_factory=list)
+    # word -> phonetic key, for SearchWord
+    words: dict[str, str] = field(default_factory=dict)
 
 
 # Customer rows come from model instances (about 15 µs each), so every field,
@@ -1247,7 +1249,8 @@ def _add_rows(
     values = customer.__dict__
     rows.customers.append(tuple(values[attname] for attname in _CUSTOMER_ATTNAMES))
     for token, key in customer_tokens(customer.display_name):
-        rows.tokens.append((customer_id, token, key))
+        rows.tokens.append((customer_id, token))
+        rows.words[token] = key
     rng = profile.rng
     for position, (email, label) in enumerate(profile.emails):
         verified = created + dt.timedelta(hours=rng.randrange(1, 720))
@@ -1327,6 +1330,7 @@ def demo_data_seed(
                 _add_rows(rows, profile, customer_id=customer_id, ids=ids, now=now)
                 roles_created[profile.role] += 1
                 restricted += profile.restricted
+            search_words_add(rows.words.items())
             for attribute, model, columns, key, counter in _TABLES:
                 table_rows = getattr(rows, attribute)
                 writer.insert(model, columns, table_rows)

@@ -1,9 +1,10 @@
 """Finding a customer from what a support rep half remembers.
 
 Names are folded (case, accents, punctuation) and split into words; each word
-is stored with its metaphone key in CustomerSearchToken. A query word matches
-a customer's word by prefix ("ingr" finds Ingrid) or by sound ("Jon Smyth"
-finds John Smith); every query word must match. On PostgreSQL a trigram
+is stored in CustomerSearchToken, and its metaphone key once per word in
+SearchWord. A query word matches a customer's word by prefix ("ingr" finds
+Ingrid) or by sound ("Jon Smyth" finds John Smith: the words keyed like
+"smyth", then their customers); every query word must match. On PostgreSQL a trigram
 similarity search over the folded name catches the typos that change a word's
 sound ("Smtih"). Emails, E.164 phones, source ids and national ids are looked
 up exactly through their own indexes.
@@ -22,7 +23,7 @@ from collections.abc import Iterable
 
 import jellyfish
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 # Letters NFKD does not decompose into a base letter plus an accent.
@@ -82,6 +83,19 @@ def customer_tokens(display_name: str, *, folded: str | None = None) -> list[tup
     return list(seen.items())
 
 
+def search_words_add(pairs: Iterable[tuple[str, str]]) -> None:
+    """Record (word, phonetic key) pairs in the dictionary of words (SearchWord);
+    words already there are left as they are. In the words' order, so that two
+    transactions adding the same new words never wait for each other in a cycle."""
+    from .models import SearchWord
+
+    SearchWord.objects.bulk_create(
+        [SearchWord(word=word, phonetic=key) for word, key in sorted(dict(pairs).items())],
+        ignore_conflicts=True,
+        batch_size=5000,
+    )
+
+
 def search_index_refresh(customer_ids: Iterable[int]) -> None:
     """Rebuild the search tokens of these customers from their stored names."""
     from .models import Customer, CustomerSearchToken
@@ -89,14 +103,25 @@ def search_index_refresh(customer_ids: Iterable[int]) -> None:
     customer_ids = list(customer_ids)
     with transaction.atomic():
         CustomerSearchToken.objects.filter(customer_id__in=customer_ids).delete()
-        rows = [
-            CustomerSearchToken(customer_id=pk, token=token, phonetic=key)
+        pairs = [
+            (pk, word_key)
             for pk, name in Customer.objects.filter(pk__in=customer_ids).values_list(
                 "pk", "display_name"
             )
-            for token, key in customer_tokens(name)
+            for word_key in customer_tokens(name)
         ]
-        CustomerSearchToken.objects.bulk_create(rows, batch_size=5000)
+        search_words_add(word_key for _, word_key in pairs)
+        CustomerSearchToken.objects.bulk_create(
+            [CustomerSearchToken(customer_id=pk, token=word) for pk, (word, _) in pairs],
+            batch_size=5000,
+        )
+
+
+def sounds_like(word: str) -> Q:
+    """Customer tokens (CustomerSearchToken) of the words that sound like `word`."""
+    from .models import SearchWord
+
+    return Q(token__in=SearchWord.objects.filter(phonetic=phonetic_key(word)).values("word"))
 
 
 def _prefix_upper_bound(prefix: str) -> str:
@@ -114,14 +139,16 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
     One grouped query: per query word a customer scores 3 for an exact word, 2
     for a prefix, 1 for a sound-alike; customers missing any word drop out.
     """
-    from .models import CustomerSearchToken
+    from .models import CustomerSearchToken, SearchWord
 
     query_words = list(dict.fromkeys(words(query)))[:MAX_QUERY_WORDS]
     if not query_words:
         return []
     table = CustomerSearchToken._meta.db_table
-    # One branch per way a word can match, each answerable from one index
-    # alone (prefix on search_token_idx, sound on search_phonetic_idx); the
+    dictionary = SearchWord._meta.db_table
+    # One branch per way a word can match, each answerable from indexes alone
+    # (prefix on search_token_idx; sound on search_word_phonetic_idx, then
+    # search_token_idx for each word found); the
     # visibility filter applies to the grouped candidates only, never to the
     # whole customer table. Only the table name and fixed fragments are
     # formatted in; every value is a bound parameter.
@@ -134,7 +161,10 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
         )
         params += [word, word, upper]
         if len(word) >= MIN_PHONETIC_WORD and word.isalpha():
-            branches.append(f"SELECT customer_id, {index}, 1 FROM {table} WHERE phonetic = %s")
+            branches.append(
+                f"SELECT customer_id, {index}, 1 FROM {table} WHERE token IN "
+                f"(SELECT word FROM {dictionary} WHERE phonetic = %s)"
+            )
             params.append(phonetic_key(word))
     visible_sql, visible_params = visible.order_by().values("pk").query.sql_with_params()
     sql = (

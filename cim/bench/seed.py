@@ -583,6 +583,7 @@ def customer_data_seed(*, customers: int, interactions: int, seed: int, log: Log
 def _customers_copy(cur, *, plans: list[_Plan], first_id: int, log: Log) -> None:
     """Customers, their search tokens, email and phone: the rows that need Python."""
     from customers.models import Customer, CustomerSearchToken, EmailAddress, PhoneNumber
+    from customers.search import search_words_add
 
     names = _Names()
     step = time.perf_counter()
@@ -628,16 +629,18 @@ def _customers_copy(cur, *, plans: list[_Plan], first_id: int, log: Log) -> None
         ],
         rows=customer_rows(),
     )
+    words: dict[str, str] = {}
+
+    def token_rows() -> Iterator[tuple]:
+        for index, plan in enumerate(plans):
+            for token, key in names(_display_name(plan))[1]:
+                words[token] = key
+                yield first_id + index, token
+
     tokens = _copy(
-        cur,
-        model=CustomerSearchToken,
-        columns=["customer_id", "token", "phonetic"],
-        rows=(
-            (first_id + index, token, key)
-            for index, plan in enumerate(plans)
-            for token, key in names(_display_name(plan))[1]
-        ),
+        cur, model=CustomerSearchToken, columns=["customer_id", "token"], rows=token_rows()
     )
+    search_words_add(words.items())
     log(f"seed: customers and {tokens:,} search tokens copied in {_since(step)}")
     step = time.perf_counter()
     contact_columns = ["customer_id", "is_primary", "is_valid", "created_at"]

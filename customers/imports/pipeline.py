@@ -48,7 +48,7 @@ from customers.models import (
     SourceIdentifier,
     display_name_for,
 )
-from customers.search import customer_tokens, fold, search_index_refresh
+from customers.search import customer_tokens, fold, search_index_refresh, search_words_add
 
 from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, open_sheet
@@ -509,6 +509,8 @@ class Importer:
         self.first_row_of = FirstRows(expected=job.rows_total or 0)
         self.chunk_rows = chunk_rows_for(job.rows_total)
         self.writer = RowWriter()
+        # The words of names this process has added to SearchWord for the job.
+        self.words_added: set[str] = set()
 
     # -- reading --------------------------------------------------------------
 
@@ -860,7 +862,7 @@ class Importer:
                     now,
                 )
             )
-            token_rows += [(pk, token, key) for token, key in tokens]
+            token_rows += [(pk, token) for token, _ in tokens]
             source_rows.append((pk, self.job.source, row.external_id, row.fingerprint, now, now))
             if row.email:
                 points["email"].append((pk, row.email, True))
@@ -873,7 +875,7 @@ class Importer:
         # per-row foreign-key checks needed.
         with writer.references_checked_here(existing=[(User, self.user_id)]):
             writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
-            writer.insert(CustomerSearchToken, ("customer_id", "token", "phonetic"), token_rows)
+            writer.insert(CustomerSearchToken, ("customer_id", "token"), token_rows)
             self._history(Customer, ids, "+", now)
             source_ids = reserved[SourceIdentifier]
             writer.insert(
@@ -1046,6 +1048,7 @@ class Importer:
         if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
             return ChunkResult(cancelled=True)
         first_row, last_row = staged.first_row, staged.last_row
+        self._words_add(staged)
         try:
             with transaction.atomic():
                 if connection.vendor == "postgresql":
@@ -1074,6 +1077,30 @@ class Importer:
                 return ChunkResult()
             raise
         return result
+
+    def _words_add(self, staged: Staged) -> None:
+        """Add the words of the chunk's names that this job has not added yet
+        to SearchWord, before the chunk's transaction and committed at once: a
+        new word never makes the other writer wait for this chunk's commit, and
+        one the chunk then does not write is harmless (words are only added)."""
+        added = self.words_added
+        new = {
+            word: key
+            for row in staged.parsed
+            if row.names
+            for word, key in row.names[2]
+            if word not in added
+        }
+        if not new:
+            return
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Its WAL precedes the chunk's: a chunk whose commit survives a
+                # crash finds its words too.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            search_words_add(new.items())
+        added.update(new)
 
     @staticmethod
     def _accumulate(totals: ChunkResult, result: ChunkResult) -> None:

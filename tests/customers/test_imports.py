@@ -70,6 +70,19 @@ def test_a_file_creates_customers_with_normalised_contact_points(tmp_path):
     assert chloe.phones.get().number == "+33142685300"  # read in the row's country
 
 
+def test_imported_customers_are_found_by_name_and_by_sound(tmp_path, staff):
+    from customers.selectors import customer_search
+
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+
+    def found(query):
+        return [hit.customer.display_name for hit in customer_search(user=staff, query=query).hits]
+
+    assert found("Chloé Dupont") == ["Chloé Dupont"]
+    assert found("stoan") == ["Bob Stone"]  # sounds alike
+    assert found("Ann Lea") == ["Ann Lee"]
+
+
 def test_history_rows_reconcile_with_the_counts_and_name_the_job(tmp_path):
     path = write(tmp_path, "\n".join([HEADER, *GOOD, "C-4,,,,,,,,,"]))
     summary = run_import(path)

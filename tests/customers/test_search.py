@@ -193,3 +193,20 @@ def test_the_closest_spelling_ranks_first_among_many_sound_alikes(staff):
     factories.PersonFactory(first_name="Jon", last_name="Smyth")
     assert found(staff, "Jon Smyth")[0] == "Jon Smyth"
     assert found(staff, "Jane Smith")[0] == "Jane Smith"
+
+
+def test_each_word_is_keyed_once_however_many_customers_bear_it(staff, john_smith, crowd):
+    from customers.models import CustomerSearchToken, SearchWord
+
+    factories.PersonFactory(first_name="John", last_name="Smithers")
+    assert SearchWord.objects.filter(word="john").count() == 1
+    assert CustomerSearchToken.objects.filter(token="john").count() == 2
+    assert set(SearchWord.objects.filter(phonetic="SMT").values_list("word", flat=True)) == {
+        "smith",
+        "smythe",
+    }
+    # A word no customer bears any more stays in the dictionary and finds nobody.
+    john_smith.delete()
+    assert SearchWord.objects.filter(word="smith").exists()
+    results = found(staff, "Jane Smyth")
+    assert results[0] == "Jane Smith" and "John Smith" not in results
