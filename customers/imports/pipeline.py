@@ -226,6 +226,15 @@ def collector_relaxed() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _commit_without_waiting_for_disk() -> None:
+    """The current transaction (PostgreSQL) commits without waiting for its WAL
+    to reach the disk: for writes that a crash may lose because a resumed job
+    writes them again."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _worker_start(importer: Importer | None = None) -> None:
     global _worker_memo, _worker_importer
     _worker_memo = Memo()
@@ -1051,12 +1060,9 @@ class Importer:
         self._words_add(staged)
         try:
             with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    # The chunk commits with its ImportChunk row, so a chunk that a
-                    # database crash loses is written again on resume: no need to
-                    # wait for each commit to reach the disk.
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                # The chunk commits with its ImportChunk row, so a chunk that a
+                # database crash loses is written again on resume.
+                _commit_without_waiting_for_disk()
                 # First, so a second writer of the same rows waits here for the
                 # first one's commit, then fails (below) instead of doubling them.
                 ImportChunk.objects.create(job=job, first_row=first_row, last_row=last_row)
@@ -1094,11 +1100,9 @@ class Importer:
         if not new:
             return
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # Its WAL precedes the chunk's: a chunk whose commit survives a
-                # crash finds its words too.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # Its WAL precedes the chunk's: a chunk whose commit survives a
+            # crash finds its words too.
+            _commit_without_waiting_for_disk()
             search_words_add(new.items())
         added.update(new)
 

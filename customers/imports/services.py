@@ -126,13 +126,13 @@ def import_job_preview_request(
 
     with transaction.atomic():
         job.mapping = clean_mapping(job.headers, mapping)
-        # Conditional, so an upload deleted meanwhile (import_uploads_expire) is
-        # never previewed.
-        if not ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(
-            mapping=job.mapping, status=ImportJob.Status.PREVIEWING, preview={}, error_message=""
-        ):
-            job.refresh_from_db()
-            _require_file(job)
+        _update_while_file_kept(
+            job,
+            mapping=job.mapping,
+            status=ImportJob.Status.PREVIEWING,
+            preview={},
+            error_message="",
+        )
         job.refresh_from_db()
         ImportMapping.objects.update_or_create(
             source=job.source,
@@ -214,6 +214,15 @@ def _require_file(job: ImportJob) -> None:
         raise ValidationError(
             FILE_DELETED.format(date=timezone.localtime(job.file_deleted_at).strftime("%d %b %Y"))
         )
+
+
+def _update_while_file_kept(job: ImportJob, **fields) -> None:
+    """Update the job's fields, unless its upload was deleted meanwhile
+    (import_uploads_expire, which claims the job by a conditional update too):
+    a job whose file is gone is never previewed or run."""
+    if not ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(**fields):
+        job.refresh_from_db()
+        _require_file(job)
 
 
 def _rows_copy_drop(job: ImportJob) -> None:
@@ -298,13 +307,9 @@ def import_job_resume(*, actor: AbstractBaseUser | None, job: ImportJob) -> Impo
         raise ValidationError(NOT_RESUMABLE.format(status=job.get_status_display()))
     _require_file(job)
     with transaction.atomic():
-        # Conditional, so an upload deleted meanwhile (import_uploads_expire) is
-        # never run.
-        if not ImportJob.objects.filter(pk=job.pk, file_deleted_at__isnull=True).update(
-            status=ImportJob.Status.QUEUED, error_message="", cancel_requested=False
-        ):
-            job.refresh_from_db()
-            _require_file(job)
+        _update_while_file_kept(
+            job, status=ImportJob.Status.QUEUED, error_message="", cancel_requested=False
+        )
         import_run.delay_on_commit(job.pk)
     job.refresh_from_db()
     return job
