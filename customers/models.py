@@ -64,8 +64,8 @@ class Customer(models.Model):
     organization_name = models.CharField(max_length=200, blank=True)
     # Stored, not computed per query, so lists can sort and index by it.
     display_name = models.CharField(max_length=255, editable=False)
-    # The name folded for search (lower case, no accents or punctuation); on
-    # PostgreSQL a trigram index on it catches typos the phonetic keys miss.
+    # The name folded for search (lower case, no accents or punctuation), which
+    # the ranking of name matches compares with what was typed.
     search_name = models.CharField(max_length=255, editable=False, blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
     country = CountryField(blank=True, help_text="Country of residence or registration.")

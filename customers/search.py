@@ -1,17 +1,17 @@
 """Finding a customer from what a support rep half remembers.
 
 Names are folded (case, accents, punctuation) and split into words; each word
-is stored in CustomerSearchToken, and its metaphone key once per word in
-SearchWord. A query word matches a customer's word by prefix ("ingr" finds
-Ingrid) or by sound ("Jon Smyth" finds John Smith: the words keyed like
-"smyth", then their customers); every query word must match. On PostgreSQL a trigram
-similarity search over the folded name catches the typos that change a word's
-sound ("Smtih"). Emails, E.164 phones, source ids and national ids are looked
-up exactly through their own indexes.
+is stored in CustomerSearchToken, and once, with its metaphone key, in the
+dictionary of words (SearchWord). A query word matches a customer's word by
+prefix ("ingr" finds Ingrid), by sound ("Jon Smyth" finds John Smith: the words
+keyed like "smyth", then their customers) or by one typo ("Smtih", "Smitg":
+the dictionary's words one edit away, then their customers); every query word
+must match. Emails, E.164 phones, source ids and national ids are looked up
+exactly through their own indexes.
 
 Why by hand: no library offers accent- and typo-tolerant name search that runs
 on both SQLite and PostgreSQL with plain indexes; jellyfish gives the phonetic
-keys and rapidfuzz the final ranking.
+keys and rapidfuzz the edit distances and the final ranking.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import jellyfish
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from rapidfuzz.distance import OSA
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 # Letters NFKD does not decompose into a base letter plus an accent.
@@ -41,6 +42,7 @@ _FOLD_EXTRA = str.maketrans(
     }
 )
 MAX_QUERY_WORDS = 5
+_WORD_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def fold(text: str) -> str:
@@ -124,6 +126,28 @@ def sounds_like(word: str) -> Q:
     return Q(token__in=SearchWord.objects.filter(phonetic=phonetic_key(word)).values("word"))
 
 
+def one_typo_away(word: str) -> set[str]:
+    """Every string one typo from `word`: a letter left out, added or changed, or
+    two neighbours swapped.
+
+    Why by hand: spelling-correction libraries (symspellpy and the like) hold
+    their dictionary in each process's memory, but ours is a table that imports
+    grow; these few hundred candidates (folded words hold only [0-9a-z]) are
+    narrowed to the dictionary's real words by one lookup on its primary key.
+    """
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = {left + right[1:] for left, right in splits if right}
+    edits |= {left + right[1] + right[0] + right[2:] for left, right in splits if len(right) > 1}
+    edits |= {left + c + right[1:] for left, right in splits if right for c in _WORD_CHARACTERS}
+    edits |= {left + c + right for left, right in splits for c in _WORD_CHARACTERS}
+    edits.discard(word)
+    return edits
+
+
+def is_one_typo_away(typed: str, word: str) -> bool:
+    return len(typed) >= MIN_TYPO_WORD and OSA.distance(typed, word, score_cutoff=1) <= 1
+
+
 def _prefix_upper_bound(prefix: str) -> str:
     # "smi" -> "smj": token >= "smi" AND token < "smj" is a prefix match that
     # any B-tree index serves, whatever the database collation.
@@ -131,13 +155,16 @@ def _prefix_upper_bound(prefix: str) -> str:
 
 
 MIN_PHONETIC_WORD = 3  # "Al" sounds like too many names to narrow anything
+# "Jon" is one typo from too many names (Jan, Jo, Joe, Don...) to narrow anything.
+MIN_TYPO_WORD = 4
 
 
-def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
+def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = False) -> list[int]:
     """Ids of visible customers whose name matches every query word, best first.
 
     One grouped query: per query word a customer scores 3 for an exact word, 2
-    for a prefix, 1 for a sound-alike; customers missing any word drop out.
+    for a prefix, 1 for a sound-alike or (with `typos`) a word one typo away;
+    customers missing any word drop out.
     """
     from .models import CustomerSearchToken, SearchWord
 
@@ -147,8 +174,8 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
     table = CustomerSearchToken._meta.db_table
     dictionary = SearchWord._meta.db_table
     # One branch per way a word can match, each answerable from indexes alone
-    # (prefix on search_token_idx; sound on search_word_phonetic_idx, then
-    # search_token_idx for each word found); the
+    # (prefix on search_token_idx; sound on search_word_phonetic_idx, a typo on
+    # SearchWord's primary key, then search_token_idx for each word found); the
     # visibility filter applies to the grouped candidates only, never to the
     # whole customer table. Only the table name and fixed fragments are
     # formatted in; every value is a bound parameter.
@@ -166,6 +193,13 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int) -> list[int]:
                 f"(SELECT word FROM {dictionary} WHERE phonetic = %s)"
             )
             params.append(phonetic_key(word))
+        if typos and len(word) >= MIN_TYPO_WORD and word.isalpha():
+            typos = sorted(one_typo_away(word))
+            branches.append(
+                f"SELECT customer_id, {index}, 1 FROM {table} WHERE token IN "
+                f"(SELECT word FROM {dictionary} WHERE word IN ({', '.join(['%s'] * len(typos))}))"
+            )
+            params += typos
     visible_sql, visible_params = visible.order_by().values("pk").query.sql_with_params()
     sql = (
         f"SELECT g.customer_id FROM ("
@@ -210,25 +244,10 @@ def highlight(display_name: str, query: str) -> list[tuple[str, bool]]:
     for piece in re.split(r"(\s+)", display_name):
         folded = fold(piece)
         matched = bool(folded) and any(
-            folded.startswith(w) or (folded.isalpha() and phonetic_key(folded) in keys)
+            folded.startswith(w)
+            or (folded.isalpha() and phonetic_key(folded) in keys)
+            or is_one_typo_away(w, folded)
             for w in query_words
         )
         parts.append((piece, matched))
     return parts
-
-
-def name_candidates_trigram(query: str, *, visible: QuerySet, limit: int) -> list[int]:
-    """PostgreSQL only: customers whose folded name is trigram-similar to the query."""
-    if connection.vendor != "postgresql":
-        return []
-    folded = fold(query)
-    if len(folded) < 3:
-        return []
-    from django.contrib.postgres.search import TrigramSimilarity
-
-    return list(
-        visible.filter(search_name__trigram_similar=folded)
-        .annotate(similarity=TrigramSimilarity("search_name", folded))
-        .order_by("-similarity", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )

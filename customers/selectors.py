@@ -171,8 +171,13 @@ def customer_search(
     if "@" not in query and not ranked:
         name_ids = search.name_candidates(query, visible=visible, limit=MAX_SEARCH_RESULTS)
         if len(name_ids) < page_size:
-            name_ids += search.name_candidates_trigram(query, visible=visible, limit=page_size)
-        name_ids = search.rerank(query, list(dict.fromkeys(name_ids)))
+            # Few matches: look again, with the words one typo away from those
+            # typed. Not at first, as most queries would then pay for the
+            # customers of every neighbouring word ("rhys" for "rhis").
+            name_ids = search.name_candidates(
+                query, visible=visible, limit=MAX_SEARCH_RESULTS, typos=True
+            )
+        name_ids = search.rerank(query, name_ids)
         for pk in name_ids:
             ranked.setdefault(pk, ("name", "", False))
     ordered = list(ranked.items())[:MAX_SEARCH_RESULTS]
