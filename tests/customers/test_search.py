@@ -228,3 +228,18 @@ def test_each_word_is_keyed_once_however_many_customers_bear_it(staff, john_smit
     assert SearchWord.objects.filter(word="smith").exists()
     results = found(staff, "Jane Smyth")
     assert results[0] == "Jane Smith" and "John Smith" not in results
+
+
+def test_emails_and_phones_are_looked_up_through_hash_indexes_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no hash indexes; it keeps the models' B-trees")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE indexname IN ('email_lower_idx', 'phone_number_idx')"
+        )
+        definitions = dict(cursor.fetchall())
+    assert set(definitions) == {"email_lower_idx", "phone_number_idx"}
+    assert all(" USING hash " in definition for definition in definitions.values())
