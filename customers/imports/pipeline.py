@@ -555,6 +555,9 @@ class Importer:
             if not self.dry_run and index % STATISTICS_EVERY == 0:
                 # What the chunks look up by key, as the import grows it.
                 statistics_refresh(LOOKED_UP)
+            if start_row <= chunk[0][0] and not committed:
+                yield chunk  # nothing of it written before: the rows as read
+                continue
             fresh = []
             for number, cells in chunk:
                 if is_committed(number):

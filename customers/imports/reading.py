@@ -133,7 +133,9 @@ def open_csv(path: Path) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
             try:
                 for cells in reader:
                     number += 1
-                    if "".join(cells).strip():
+                    # The first cell alone tells for nearly every row, at a
+                    # fraction of the cost of joining them all.
+                    if (cells and cells[0].strip()) or "".join(cells).strip():
                         yield number, cells
             except csv.Error as error:
                 raise FileRejected(_csv_error(error, number + 1)) from None
