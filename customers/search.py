@@ -144,6 +144,27 @@ def one_typo_away(word: str) -> set[str]:
     return edits
 
 
+def words_one_typo_away(query_words: list[str]) -> dict[str, list[str]]:
+    """{query word: the dictionary's words one typo from it}, for the words long
+    enough to have a typo, in one lookup. Looked up before the search itself,
+    so that the planner sees the few words found, not the hundreds tried: given
+    those, it scanned every customer's words instead of looking them up
+    (measured at 1M customers: 270 against 16 ms for a two-word name)."""
+    from .models import SearchWord
+
+    tried: dict[str, list[str]] = {}
+    for word in query_words:
+        if len(word) >= MIN_TYPO_WORD and word.isalpha():
+            for edit in one_typo_away(word):
+                tried.setdefault(edit, []).append(word)
+    found: dict[str, list[str]] = {}
+    if tried:
+        for edit in SearchWord.objects.filter(word__in=list(tried)).values_list("word", flat=True):
+            for word in tried[edit]:
+                found.setdefault(word, []).append(edit)
+    return {word: sorted(edits) for word, edits in found.items()}
+
+
 def is_one_typo_away(typed: str, word: str) -> bool:
     return len(typed) >= MIN_TYPO_WORD and OSA.distance(typed, word, score_cutoff=1) <= 1
 
@@ -173,9 +194,11 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = 
         return []
     table = CustomerSearchToken._meta.db_table
     dictionary = SearchWord._meta.db_table
+    typo_words = words_one_typo_away(query_words) if typos else {}
     # One branch per way a word can match, each answerable from indexes alone
-    # (prefix on search_token_idx; sound on search_word_phonetic_idx, a typo on
-    # SearchWord's primary key, then search_token_idx for each word found); the
+    # (prefix on search_token_idx; sound on search_word_phonetic_idx, then
+    # search_token_idx for each word found; a typo by the words found
+    # beforehand, through search_token_idx); the
     # visibility filter applies to the grouped candidates only, never to the
     # whole customer table. Only the table name and fixed fragments are
     # formatted in; every value is a bound parameter.
@@ -193,13 +216,12 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = 
                 f"(SELECT word FROM {dictionary} WHERE phonetic = %s)"
             )
             params.append(phonetic_key(word))
-        if typos and len(word) >= MIN_TYPO_WORD and word.isalpha():
-            typos = sorted(one_typo_away(word))
+        if typo_words.get(word):
             branches.append(
                 f"SELECT customer_id, {index}, 1 FROM {table} WHERE token IN "
-                f"(SELECT word FROM {dictionary} WHERE word IN ({', '.join(['%s'] * len(typos))}))"
+                f"({', '.join(['%s'] * len(typo_words[word]))})"
             )
-            params += typos
+            params += typo_words[word]
     visible_sql, visible_params = visible.order_by().values("pk").query.sql_with_params()
     sql = (
         f"SELECT g.customer_id FROM ("

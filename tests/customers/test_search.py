@@ -243,3 +243,14 @@ def test_emails_and_phones_are_looked_up_through_hash_indexes_on_postgresql():
         definitions = dict(cursor.fetchall())
     assert set(definitions) == {"email_lower_idx", "phone_number_idx"}
     assert all(" USING hash " in definition for definition in definitions.values())
+
+
+def test_only_the_dictionarys_words_one_typo_away_are_searched(john_smith, crowd):
+    # Hundreds of strings are tried; the search itself sees only the real words
+    # (with hundreds, PostgreSQL's planner scanned every customer's words).
+    from customers.search import words_one_typo_away
+
+    assert words_one_typo_away(["jonh", "smtih", "jon"]) == {
+        "jonh": ["john", "jon"],
+        "smtih": ["smith"],
+    }
