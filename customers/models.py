@@ -217,7 +217,7 @@ class EmailAddress(ContactPoint):
             models.UniqueConstraint(fields=["customer", "email"], name="email_once_per_customer"),
         ]
         # Search by email in any case: the index is on the lower-cased value. On
-        # PostgreSQL it is a hash index (migration 0012), as its only use is
+        # PostgreSQL it is a hash index (migration 0013), as its only use is
         # equality: smaller than a B-tree on the whole address, and cheaper to
         # insert into (with phone_number_idx, 5 us of PostgreSQL's time a row
         # on a million-row import).
@@ -256,7 +256,7 @@ class PhoneNumber(ContactPoint):
         constraints = [
             models.UniqueConstraint(fields=["customer", "number"], name="phone_once_per_customer"),
         ]
-        # A hash index on PostgreSQL (migration 0012), like email_lower_idx.
+        # A hash index on PostgreSQL (migration 0013), like email_lower_idx.
         indexes = [models.Index(fields=["number"], name="phone_number_idx")]
 
     def __str__(self) -> str:
@@ -530,6 +530,9 @@ class ImportJob(models.Model):
         REVERTED = "reverted", "Reverted"
 
     ACTIVE = (Status.PREVIEWING, Status.QUEUED, Status.RUNNING)
+    # The jobs whose file is an operator's (not is_upload), in a query: the
+    # command stores the resolved, absolute path.
+    OPERATOR_FILE = Q(stored_path__startswith="/")
 
     source = models.SlugField(max_length=50)
     original_name = models.CharField(max_length=255)

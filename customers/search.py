@@ -154,7 +154,7 @@ def words_one_typo_away(query_words: list[str]) -> dict[str, list[str]]:
 
     tried: dict[str, list[str]] = {}
     for word in query_words:
-        if len(word) >= MIN_TYPO_WORD and word.isalpha():
+        if _may_be_misspelt(word):
             for edit in one_typo_away(word):
                 tried.setdefault(edit, []).append(word)
     found: dict[str, list[str]] = {}
@@ -166,7 +166,12 @@ def words_one_typo_away(query_words: list[str]) -> dict[str, list[str]]:
 
 
 def is_one_typo_away(typed: str, word: str) -> bool:
-    return len(typed) >= MIN_TYPO_WORD and OSA.distance(typed, word, score_cutoff=1) <= 1
+    return _may_be_misspelt(typed) and OSA.distance(typed, word, score_cutoff=1) <= 1
+
+
+def _may_be_misspelt(word: str) -> bool:
+    """Whether a query word is matched to the words one typo from it."""
+    return len(word) >= MIN_TYPO_WORD and word.isalpha()
 
 
 def _prefix_upper_bound(prefix: str) -> str:

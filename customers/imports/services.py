@@ -337,12 +337,12 @@ def import_uploads_expire(*, now=None) -> int:
             created_at__lt=now - timezone.timedelta(days=days), file_deleted_at__isnull=True
         )
         .exclude(status__in=ImportJob.ACTIVE)
+        # Not an operator's file: it is never deleted, so it would be read again every day.
+        .exclude(ImportJob.OPERATOR_FILE)
         .only("pk", "stored_path", "status")
     )
     deleted = 0
     for job in kept.iterator():
-        if not job.is_upload:
-            continue
         ImportJob.objects.filter(
             pk=job.pk, status__in=[ImportJob.Status.UPLOADED, ImportJob.Status.PREVIEWED]
         ).update(
