@@ -152,7 +152,25 @@ def outcome_of(function, *args) -> tuple[object, str]:
     try:
         return function(*args), ""
     except ValidationError as error:
-        return None, error.messages[0]
+        return None, refusal(error)
+
+
+def refusal(error: ValidationError) -> str:
+    """Why a value was refused, with the error's tracebacks let go.
+
+    A ValidationError refers to itself (its error_list), so only the garbage
+    collector frees it; through its traceback it would hold every frame up to
+    the chunk's, and with them the chunk's rows, until then. Without the
+    tracebacks an import's rows are freed as soon as written (the collector
+    took 7 to 16% of a writing process's time walking them: 1M rows, bench
+    data with 5% of rows invalid).
+    """
+    message = error.messages[0]
+    cause: BaseException | None = error
+    while cause is not None:
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
+    return message
 
 
 # The ASCII unit separator: joins values into one text (a fingerprint's payload,
@@ -359,7 +377,7 @@ def parse_row(
         try:
             customer["date_of_birth"] = parse_date(values["date_of_birth"])
         except ValidationError as error:
-            optional("date_of_birth", error.messages[0])
+            optional("date_of_birth", refusal(error))
     for name, normalize in (
         ("national_id", normalization.normalize_national_id),
         ("tax_id", normalization.normalize_tax_id),

@@ -3,9 +3,11 @@ process writes: the outcome is the same row for row as validating inline, and
 the shortcuts a re-import takes (fingerprints, remembered normalisations) give
 exactly what the full path gives."""
 
+import gc
 import multiprocessing
 import threading
 import time
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -360,6 +362,46 @@ def test_each_customers_own_identifiers_do_not_crowd_the_memo():
         row = parse_row(number, cells, columns, lenient=False, memo=memo)
         assert row.customer["national_id"] == ssn.replace("-", "")
     assert len(memo.outcomes) == 2  # the country and the switchboard's number
+
+
+def test_refused_values_do_not_keep_the_chunk_alive_until_the_collector_runs():
+    """A refused value's error would hold, through its traceback, the frames
+    of the whole validation and the chunk they read, in a cycle only the
+    garbage collector frees; the import runs it rarely, so rows must be freed
+    by reference counting as soon as they are done with."""
+
+    class Chunk:
+        pass
+
+    columns = {name: index for index, name in enumerate(HEADER.split(","))}
+    # A bad e-mail, phone, country and date of birth: each refused by a ValidationError.
+    cells = [
+        "P-1",
+        "Ann",
+        "Lee",
+        "ann at example.com",
+        "12345",
+        "12/04/1985",
+        "Narnia",
+        "London",
+        "1 High St",
+        "N1",
+    ]
+
+    def validate(chunk: Chunk) -> list[str]:
+        row = parse_row(2, cells, columns, lenient=False, memo=Memo())
+        return sorted(issue.field for issue in row.errors)
+
+    gc.collect()
+    gc.disable()
+    try:
+        chunk = Chunk()
+        assert validate(chunk) == ["country", "date_of_birth", "email", "phone", "street"]
+        freed = weakref.ref(chunk)
+        del chunk
+        assert freed() is None
+    finally:
+        gc.enable()
 
 
 def test_validating_processes_start_inside_a_celery_prefork_child(monkeypatch):
