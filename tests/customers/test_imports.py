@@ -3,11 +3,14 @@ preview is confirmed, bad rows never block good ones, every change is in the
 history, a re-import changes nothing, and an import can be undone."""
 
 import codecs
+import datetime
 import io
 import zipfile
 from pathlib import Path
 
 import pytest
+import time_machine
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -503,6 +506,8 @@ BAD_ROWS = [
     ("C-9,Zed,Zee,,12,,GB,,,", "phone", "not a valid phone number"),
     ("C-9,Zed,Zee,,,12/03/1985,GB,,,", "date_of_birth", "not a date in ISO 8601 form"),
     ("C-9,Zed,Zee,,,1985-13-01,GB,,,", "date_of_birth", "not a date in ISO 8601 form"),
+    ("C-9,Zed,Zee,,,1899-12-31,GB,,,", "date_of_birth", "not a plausible date of birth"),
+    ("C-9,Zed,Zee,,,2999-01-01,GB,,,", "date_of_birth", "not a plausible date of birth"),
     ("C-9,Zed,Zee,,,,Atlantis,,,", "country", "not an ISO 3166 country"),
     ("C-9,,,,,,GB,,,", "last_name", "needs a first_name or a last_name"),
     (",Zed,Zee,,,,GB,,,", "external_id", "external_id is required"),
@@ -518,6 +523,21 @@ def test_a_bad_row_is_rejected_with_row_column_and_reason_and_good_rows_still_im
     issue = ImportJob.objects.get(pk=summary["job"]).issues.get()
     assert (issue.row_number, issue.column, issue.level) == (3, column, "error")
     assert reason in issue.message
+
+
+def test_a_date_of_birth_is_plausible_up_to_today_as_the_days_go_by(monkeypatch):
+    from customers.imports import rows
+    from customers.imports.rows import parse_date
+
+    # The day known is put back afterwards: the clock goes back for other tests.
+    monkeypatch.setattr(rows._Today, "known", rows._Today.known)
+    with time_machine.travel(datetime.datetime(2030, 5, 1, 12, tzinfo=datetime.UTC), tick=False):
+        assert parse_date("2030-05-01") == datetime.date(2030, 5, 1)
+        with pytest.raises(ValidationError, match="not a plausible date of birth"):
+            parse_date("2030-05-02")
+    # The next day that date is today: read from the clock, not from the day known.
+    with time_machine.travel(datetime.datetime(2030, 5, 2, 12, tzinfo=datetime.UTC), tick=False):
+        assert parse_date("2030-05-02") == datetime.date(2030, 5, 2)
 
 
 def test_lenient_import_keeps_the_row_without_its_invalid_optional_value(tmp_path):
