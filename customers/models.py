@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -530,9 +528,11 @@ class ImportJob(models.Model):
         REVERTED = "reverted", "Reverted"
 
     ACTIVE = (Status.PREVIEWING, Status.QUEUED, Status.RUNNING)
-    # The jobs whose file is an operator's (not is_upload), in a query: the
-    # command stores the resolved, absolute path.
-    OPERATOR_FILE = Q(stored_path__startswith="/")
+    # An operator's file (import_customers) is stored by its resolved, absolute
+    # path; an upload by its path inside MEDIA_ROOT. OPERATOR_FILE: those jobs,
+    # in a query (is_upload: the same rule for one job).
+    OPERATOR_PATH_START = "/"
+    OPERATOR_FILE = Q(stored_path__startswith=OPERATOR_PATH_START)
 
     source = models.SlugField(max_length=50)
     original_name = models.CharField(max_length=255)
@@ -597,7 +597,7 @@ class ImportJob(models.Model):
     def is_upload(self) -> bool:
         """The file was uploaded into MEDIA_ROOT, and is ours to delete; the
         import_customers command registers an operator's file by its absolute path."""
-        return not Path(self.stored_path).is_absolute()
+        return not self.stored_path.startswith(self.OPERATOR_PATH_START)
 
     @property
     def rows_per_second(self) -> float | None:

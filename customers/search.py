@@ -144,7 +144,7 @@ def one_typo_away(word: str) -> set[str]:
     return edits
 
 
-def words_one_typo_away(query_words: list[str]) -> dict[str, list[str]]:
+def words_one_typo_away(typed: list[str]) -> dict[str, list[str]]:
     """{query word: the dictionary's words one typo from it}, for the words long
     enough to have a typo, in one lookup. Looked up before the search itself,
     so that the planner sees the few words found, not the hundreds tried: given
@@ -153,7 +153,7 @@ def words_one_typo_away(query_words: list[str]) -> dict[str, list[str]]:
     from .models import SearchWord
 
     tried: dict[str, list[str]] = {}
-    for word in query_words:
+    for word in typed:
         if _may_be_misspelt(word):
             for edit in one_typo_away(word):
                 tried.setdefault(edit, []).append(word)
@@ -185,21 +185,28 @@ MIN_PHONETIC_WORD = 3  # "Al" sounds like too many names to narrow anything
 MIN_TYPO_WORD = 4
 
 
-def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = False) -> list[int]:
+def query_words(query: str) -> list[str]:
+    """The distinct words of a query that name search matches, the first MAX_QUERY_WORDS."""
+    return list(dict.fromkeys(words(query)))[:MAX_QUERY_WORDS]
+
+
+def name_candidates(
+    query: str, *, visible: QuerySet, limit: int, typo_words: dict[str, list[str]] | None = None
+) -> list[int]:
     """Ids of visible customers whose name matches every query word, best first.
 
     One grouped query: per query word a customer scores 3 for an exact word, 2
-    for a prefix, 1 for a sound-alike or (with `typos`) a word one typo away;
-    customers missing any word drop out.
+    for a prefix, 1 for a sound-alike or a word one typo away (`typo_words`,
+    from words_one_typo_away); customers missing any word drop out.
     """
     from .models import CustomerSearchToken, SearchWord
 
-    query_words = list(dict.fromkeys(words(query)))[:MAX_QUERY_WORDS]
-    if not query_words:
+    wanted = query_words(query)
+    if not wanted:
         return []
     table = CustomerSearchToken._meta.db_table
     dictionary = SearchWord._meta.db_table
-    typo_words = words_one_typo_away(query_words) if typos else {}
+    typo_words = typo_words or {}
     # One branch per way a word can match, each answerable from indexes alone
     # (prefix on search_token_idx; sound on search_word_phonetic_idx, then
     # search_token_idx for each word found; a typo by the words found
@@ -208,7 +215,7 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = 
     # whole customer table. Only the table name and fixed fragments are
     # formatted in; every value is a bound parameter.
     branches, params = [], []
-    for index, word in enumerate(query_words):
+    for index, word in enumerate(wanted):
         upper = _prefix_upper_bound(word)
         branches.append(
             f"SELECT customer_id, {index} AS w, CASE WHEN token = %s THEN 3 ELSE 2 END AS s "
@@ -237,7 +244,7 @@ def name_candidates(query: str, *, visible: QuerySet, limit: int, typos: bool = 
         f"ORDER BY g.score DESC, g.customer_id LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, len(query_words), *visible_params, limit])
+        cursor.execute(sql, [*params, len(wanted), *visible_params, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -265,8 +272,8 @@ def rerank(query: str, customer_ids: list[int]) -> list[int]:
 
 def highlight(display_name: str, query: str) -> list[tuple[str, bool]]:
     """Split a name into (text, matched) parts for <mark>-ing the words that matched."""
-    query_words = words(query)
-    keys = {phonetic_key(w) for w in query_words if len(w) >= MIN_PHONETIC_WORD}
+    typed = words(query)
+    keys = {phonetic_key(w) for w in typed if len(w) >= MIN_PHONETIC_WORD}
     parts: list[tuple[str, bool]] = []
     for piece in re.split(r"(\s+)", display_name):
         folded = fold(piece)
@@ -274,7 +281,7 @@ def highlight(display_name: str, query: str) -> list[tuple[str, bool]]:
             folded.startswith(w)
             or (folded.isalpha() and phonetic_key(folded) in keys)
             or is_one_typo_away(w, folded)
-            for w in query_words
+            for w in typed
         )
         parts.append((piece, matched))
     return parts

@@ -170,12 +170,18 @@ def customer_search(
     # name search for the word "b".
     if "@" not in query and not ranked:
         name_ids = search.name_candidates(query, visible=visible, limit=MAX_SEARCH_RESULTS)
-        if len(name_ids) < page_size:
-            # Few matches: look again, with the words one typo away from those
-            # typed. Not at first, as most queries would then pay for the
-            # customers of every neighbouring word ("rhys" for "rhis").
+        # Few matches: look again, with the words one typo away from those
+        # typed. Not at first, as most queries would then pay for the customers
+        # of every neighbouring word ("rhys" for "rhis"); and only if there are
+        # such words, as the same look would otherwise find the same customers.
+        typo_words = (
+            search.words_one_typo_away(search.query_words(query))
+            if len(name_ids) < page_size
+            else {}
+        )
+        if typo_words:
             name_ids = search.name_candidates(
-                query, visible=visible, limit=MAX_SEARCH_RESULTS, typos=True
+                query, visible=visible, limit=MAX_SEARCH_RESULTS, typo_words=typo_words
             )
         name_ids = search.rerank(query, name_ids)
         for pk in name_ids:
