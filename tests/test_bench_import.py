@@ -35,7 +35,11 @@ IMPORT_KEYS = {
     "reimport_updated",
     "python_cpu_us_per_row",
     "reimport_python_cpu_us_per_row",
+    "wal_kb_per_row",
+    "checkpoints",
+    "reimport_wal_kb_per_row",
     "targets_missed",
+    "database",
 }
 
 
@@ -89,6 +93,12 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
     assert figures["python_cpu_us_per_row"] > 0
     # Present where the server's /proc is readable (a local PostgreSQL).
     assert figures.get("pg_cpu_us_per_row", 1) > 0
+    # Every customer written costs log; the re-import writes none of them again.
+    assert figures["wal_kb_per_row"] > figures["reimport_wal_kb_per_row"] > 0
+    assert figures["checkpoints"] >= 0
+    # The figures say which server, with which settings, made them.
+    assert figures["database"]["server_version"].split(".")[0].isdigit()
+    assert figures["database"].keys() >= {"shared_buffers", "max_wal_size", "collation"}
     # django-import-export's customers and their history are gone again.
     assert Customer.objects.count() == figures["created"] + figures["xlsx_created"]
     assert not Customer.history.filter(history_change_reason__contains="import-export").exists()

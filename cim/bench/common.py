@@ -47,6 +47,38 @@ def postgresql_require() -> None:
         raise CommandError(NOT_POSTGRESQL.format(vendor=connection.vendor))
 
 
+# The server settings a bench's figures depend on most: the same code is a
+# fifth faster or slower with another version, cache or WAL size, and a
+# figure without them cannot be compared with another run's.
+SERVER_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_buffers",
+    "synchronous_commit",
+)
+
+
+def database_described() -> dict[str, str]:
+    """The server's version and the settings above, as SHOW prints them, and the
+    database's collation."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
+            [list(SERVER_SETTINGS)],
+        )
+        described = dict(cur.fetchall())
+        # ICU as a database's default collation came with PostgreSQL 15.
+        icu = "datlocprovider = 'i'" if connection.pg_version >= 150000 else "false"
+        cur.execute(
+            f"SELECT CASE WHEN {icu} THEN 'icu ' || daticulocale ELSE datcollate END "  # noqa: S608
+            "FROM pg_database WHERE datname = current_database()"
+        )
+        described["collation"] = cur.fetchone()[0]
+    return described
+
+
 def percentile(samples: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100), as numpy's default computes it."""
     if not samples:

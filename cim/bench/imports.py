@@ -227,7 +227,7 @@ def _run(
 
     # Peak memory of the process up to the pipeline runs, and after them.
     figures["rss_before_pipeline_mb"] = peak_rss_mb()
-    with _cpu_per_row(figures, rows=rows, prefix=""):
+    with _cpu_per_row(figures, rows=rows, prefix=""), _wal_per_row(figures, rows=rows, prefix=""):
         fresh, seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "seconds": round(seconds, 2),
@@ -240,7 +240,10 @@ def _run(
         f"pipeline fresh: {figures['rows_per_s']:,} rows/s ({figures['seconds']}s), "
         f"created {fresh['created']:,}, rejected {fresh['errors']:,}"
     )
-    with _cpu_per_row(figures, rows=rows, prefix="reimport_"):
+    with (
+        _cpu_per_row(figures, rows=rows, prefix="reimport_"),
+        _wal_per_row(figures, rows=rows, prefix="reimport_"),
+    ):
         again, seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "reimport_seconds": round(seconds, 2),
@@ -315,6 +318,30 @@ def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator
     figures[f"{prefix}python_cpu_us_per_row"] = round((py_after - py_before) / rows * 1e6, 1)
     if pg_before is not None and pg_after is not None:
         figures[f"{prefix}pg_cpu_us_per_row"] = round((pg_after - pg_before) / rows * 1e6, 1)
+
+
+def _wal_position_and_checkpoints() -> tuple[str, int]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_current_wal_lsn(), checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        )
+        return cur.fetchone()
+
+
+@contextmanager
+def _wal_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator[None]:
+    """The write-ahead log PostgreSQL wrote per row (kB) and the checkpoints it
+    made meanwhile: what its share of an import's time grows with, next to the
+    settings (`database`) that decide how often it checkpoints and writes out
+    its cache. Server-wide, so only right on an otherwise idle server."""
+    start, checkpoints_before = _wal_position_and_checkpoints()
+    yield
+    _, checkpoints_after = _wal_position_and_checkpoints()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [start])
+        written = float(cur.fetchone()[0])
+    figures[f"{prefix}wal_kb_per_row"] = round(written / rows / 1024, 2)
+    figures[f"{prefix}checkpoints"] = checkpoints_after - checkpoints_before
 
 
 def _since(started: float) -> float:

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from cim.bench import BENCHES, bench_load
-from cim.bench.common import postgresql_require
+from cim.bench.common import database_described, postgresql_require
 
 
 class Command(BaseCommand):
@@ -34,5 +34,9 @@ class Command(BaseCommand):
                 self.stderr.write(line, style_func=lambda text: text)
                 self.stderr.flush()
 
-        figures = {"bench": bench, **bench_load(bench).run(options=options, log=log)}
+        figures = {
+            "bench": bench,
+            "database": database_described(),
+            **bench_load(bench).run(options=options, log=log),
+        }
         self.stdout.write(json.dumps(figures))
