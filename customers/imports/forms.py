@@ -3,6 +3,7 @@ from django import forms
 from .mapping import IMPORT_FIELDS
 from .reading import max_upload_bytes
 
+UNNAMED_COLUMN = "— no name in the file's header: not imported —"
 FILE_TOO_LARGE = "The file is larger than the {limit} MB limit."
 
 
@@ -27,8 +28,17 @@ class MappingForm(forms.Form):
         self.job = job
         choices = [("", "— ignore this column —"), *IMPORT_FIELDS.items()]
         for index, header in enumerate(job.headers):
+            if not header:
+                # Mapped by name, a column needs one (mapping.clean_mapping).
+                self.fields[f"col_{index}"] = forms.ChoiceField(
+                    label=f"Column {index + 1}",
+                    choices=[("", UNNAMED_COLUMN)],
+                    required=False,
+                    disabled=True,
+                )
+                continue
             self.fields[f"col_{index}"] = forms.ChoiceField(
-                label=header or f"Column {index + 1}",
+                label=header,
                 choices=choices,
                 required=False,
                 initial=job.mapping.get(header, ""),

@@ -118,10 +118,12 @@ def auto_map(headers: list[str], saved: dict[str, str] | None = None) -> dict[st
 
 
 def clean_mapping(headers: list[str], requested: dict[str, str]) -> dict[str, str]:
-    """A user's mapping, with anything outside the allow-list dropped."""
+    """A user's mapping, with anything outside the allow-list dropped. A column
+    without a name feeds nothing: a mapping is kept by the columns' names, and
+    a file may have several without one (reading.headers_checked)."""
     mapping, taken = {}, set()
     for header in headers:
-        field = requested.get(header, "")
+        field = requested.get(header, "") if header else ""
         if field not in IMPORT_FIELDS or field in taken:
             field = ""
         mapping[header] = field

@@ -56,6 +56,7 @@ from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
     DUPLICATE_EXTERNAL_ID,
+    ROW_SHIFTED,
     SEPARATOR,
     FirstRows,
     Issue,
@@ -181,15 +182,16 @@ class StoredId(NamedTuple):
 class Staged:
     """A chunk read and sorted before validation: rows a re-import skips by their
     fingerprint (only counted), rows whose external id appeared earlier in the
-    file (rejected unread), and the rest, to be validated (parsed, once they
-    are). What travels to a writing process: no more of the rows than it needs."""
+    file or that run past the header (rejected unread), and the rest, to be
+    validated (parsed, once they are). What travels to a writing process: no
+    more of the rows than it needs."""
 
     first_row: int
     last_row: int
     rows: int
     # The customers of the rows skipped as unchanged.
     unchanged: list[int] = field(default_factory=list)
-    duplicates: list[ParsedRow] = field(default_factory=list)
+    refused: list[ParsedRow] = field(default_factory=list)
     to_parse: list[tuple[int, list[str], str]] = field(default_factory=list)
     stored_of: dict[int, StoredId] = field(default_factory=dict)
     parsed: list[ParsedRow] | None = None
@@ -523,6 +525,8 @@ class Importer:
         self.reason = job.history_reason
         self.first_row_of = FirstRows(expected=job.rows_total or 0)
         self.chunk_rows = chunk_rows_for(job.rows_total)
+        # A row's values beyond the header's columns reject it (_stage).
+        self.width = len(job.headers)
         self.writer = RowWriter()
         # The words of names this process has added to SearchWord for the job.
         self.words_added: set[str] = set()
@@ -649,30 +653,36 @@ class Importer:
     def _stage(self, chunk, keys, known=None) -> Staged:
         """Sort the chunk's rows before validation. A re-import skips
         unread the same row as the last import from this source, of a customer
-        nobody changed since; a repeated external id is rejected unread.
+        nobody changed since; a repeated external id, or a row with values
+        beyond the header's columns, is rejected unread.
         `known`: the rows' stored identifiers, looked up now if not given."""
         staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))
         if known is None:
             known = self._stored(keys)
+        width = self.width
         for (number, cells), (external_id, row_fingerprint) in zip(chunk, keys, strict=True):
+            refusal = None
             if external_id:
                 first = self.first_row_of.setdefault(external_id, number)
                 if first != number:
-                    staged.duplicates.append(
-                        ParsedRow(
-                            number=number,
-                            cells=cells,
-                            external_id=external_id,
-                            fingerprint=row_fingerprint,
-                            errors=[
-                                Issue(
-                                    "external_id",
-                                    DUPLICATE_EXTERNAL_ID.format(value=external_id, first=first),
-                                )
-                            ],
-                        )
+                    refusal = Issue(
+                        "external_id", DUPLICATE_EXTERNAL_ID.format(value=external_id, first=first)
                     )
-                    continue
+            if refusal is None and len(cells) > width and any(cells[width:]):
+                refusal = Issue(
+                    f"column {width + 1}", ROW_SHIFTED.format(cells=len(cells), width=width)
+                )
+            if refusal is not None:
+                staged.refused.append(
+                    ParsedRow(
+                        number=number,
+                        cells=cells,
+                        external_id=external_id,
+                        fingerprint=row_fingerprint,
+                        errors=[refusal],
+                    )
+                )
+                continue
             stored = known.get(external_id)
             if stored is not None and stored.fresh and stored.import_fingerprint == row_fingerprint:
                 staged.unchanged.append(stored.customer_id)
@@ -687,7 +697,7 @@ class Importer:
         identifier or None) for the rows to write, the rejected ones as issues."""
         result = ChunkResult(rows=staged.rows, unchanged=len(staged.unchanged))
         by_number = {row.number: row for row in staged.parsed}
-        for row in staged.duplicates:
+        for row in staged.refused:
             by_number[row.number] = row
         parsed: list[tuple[ParsedRow, StoredId | None]] = []
         for number in sorted(by_number):

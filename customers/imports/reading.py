@@ -33,6 +33,10 @@ XLSX_BOMB = (
 )
 XLSX_DTD = "This .xlsx file carries a DTD or external entity ({part}); it is refused."
 ROW_UNTERMINATED = "Row {row}: a quoted value is never closed (unterminated quote)."
+HEADER_REPEATED = (
+    "The header names two columns '{name}' (columns {first} and {second}): give each "
+    "column its own name, or delete one, and upload the file again."
+)
 ROW_CELL_TOO_LARGE = "Row {row}: a cell is larger than {limit} characters."
 ROW_UNREADABLE = "Row {row}: {reason}."
 # The first cell of a workbook's rows copy (open_sheet).
@@ -41,6 +45,23 @@ ROWS_COPY_MARK = "cim-rows-copy-1"
 
 class FileRejected(Exception):
     """The whole file is refused; nothing is imported."""
+
+
+def headers_checked(headers: list[str]) -> list[str]:
+    """The header's names, stripped; the file is refused when they are all blank,
+    or when one names two columns: columns are mapped by name (and the mapping
+    remembered by name for the source), so the second would go unread, silently.
+    Columns without a name may repeat: they are only ever ignored."""
+    headers = [header.strip() for header in headers]
+    if not any(headers):
+        raise FileRejected(FILE_NO_HEADER)
+    first_of: dict[str, int] = {}
+    for number, name in enumerate(headers, start=1):
+        if name and first_of.setdefault(name, number) != number:
+            raise FileRejected(
+                HEADER_REPEATED.format(name=name, first=first_of[name], second=number)
+            )
+    return headers
 
 
 @dataclass
@@ -120,10 +141,11 @@ def open_csv(path: Path) -> tuple[Sheet, Iterator[tuple[int, list[str]]]]:
     except csv.Error as error:
         handle.close()
         raise FileRejected(_csv_error(error, 1)) from None
-    headers = [h.strip() for h in headers]
-    if not any(headers):
+    try:
+        headers = headers_checked(headers)
+    except FileRejected:
         handle.close()
-        raise FileRejected(FILE_NO_HEADER)
+        raise
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         # The reader raises only while advancing, so a csv.Error names the row
@@ -228,9 +250,7 @@ def open_xlsx(path: Path, *, stream: bool = False) -> tuple[Sheet, Iterator[tupl
                 raise
             rows = _calamine_rows(path)  # see above: calamine decides
             _, headers = next(rows)
-        headers = [header.strip() for header in headers]
-        if not any(headers):
-            raise StopIteration
+        headers = headers_checked(headers)
     except StopIteration:
         raise FileRejected(FILE_NO_HEADER) from None
     except XlsxError as error:

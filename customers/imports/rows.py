@@ -22,6 +22,11 @@ from customers.services import CUSTOMER_EDITABLE_FIELDS
 
 MISSING_EXTERNAL_ID = "external_id is required to identify the customer."
 DUPLICATE_EXTERNAL_ID = "external_id '{value}' already appeared in row {first}."
+ROW_SHIFTED = (
+    "The row has {cells} cells and the header {width} columns: a value holding the "
+    "delimiter without quotes moves the values after it into other columns. "
+    "Nothing of the row was imported."
+)
 BAD_KIND = "'{value}' is not a kind: use person or organization."
 PERSON_NEEDS_NAME = "A person needs a first_name or a last_name."
 ORGANIZATION_NEEDS_NAME = "An organization needs an organization_name."

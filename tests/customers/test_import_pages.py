@@ -177,3 +177,38 @@ def test_preview_shows_new_rows_that_look_like_existing_customers(
     assert "Likely duplicates of existing customers" in page
     assert f'href="/customers/{ann.pk}/"' in page
     assert Customer.objects.count() == 1  # the preview wrote nothing
+
+
+def test_a_file_naming_two_columns_alike_is_refused_at_upload_and_not_kept(
+    admin, client_for, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    response = upload(client_for(admin), "Customer No;E-mail;E-mail\nW-1;a@x.org;b@x.org\n")
+
+    assert response.status_code == 200
+    assert "The header names two columns &#x27;E-mail&#x27; (columns 2 and 3)" in (
+        response.content.decode()
+    )
+    assert not ImportJob.objects.exists()
+    assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+def test_columns_without_a_name_feed_nothing_even_from_a_crafted_post(
+    admin, client_for, celery_eager, django_capture_on_commit_callbacks
+):
+    client = client_for(admin)
+    upload(client, "Customer No;;Forename;\nW-1;ann@example.com;Ann;x\n")
+    job = ImportJob.objects.get()
+    page = client.get(f"/imports/{job.pk}/").content.decode()
+    assert "Column 2" in page and "Column 4" in page and "not imported" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/imports/{job.pk}/",
+            {"col_0": "external_id", "col_1": "email", "col_2": "first_name", "col_3": "phone"},
+        )
+
+    job.refresh_from_db()
+    assert job.mapping == {"Customer No": "external_id", "": "", "Forename": "first_name"}
+    assert (job.status, job.preview["created"], job.preview["rejected"]) == ("previewed", 1, 0)
+    assert ImportMapping.objects.get(source="webshop").mapping.get("") == ""

@@ -540,6 +540,38 @@ def test_a_date_of_birth_is_plausible_up_to_today_as_the_days_go_by(monkeypatch)
         assert parse_date("2030-05-02") == datetime.date(2030, 5, 2)
 
 
+def test_a_row_with_values_past_the_header_is_rejected_as_shifted_and_the_rest_import(
+    tmp_path, admin, client_for
+):
+    # "Lee, Jr" without quotes: every value after it lands one column to the right.
+    text = "\n".join(
+        [
+            HEADER,
+            GOOD[0],
+            "C-2,Bob,Lee, Jr,bob@example.com,+44 20 7946 0959,1979-01-30,GB,Leeds,2 Low Rd,LS1 1AA",
+            GOOD[2] + ",,",  # empty cells past the header, as some exports add: harmless
+        ]
+    )
+    summary = run_import(write(tmp_path, text))
+
+    assert (summary["created"], summary["errors"]) == (2, 1)
+    assert not SourceIdentifier.objects.filter(external_id="C-2").exists()
+    issue = ImportJob.objects.get(pk=summary["job"]).issues.get()
+    assert (issue.row_number, issue.column) == (3, "column 11")
+    assert issue.message.startswith("The row has 11 cells and the header 10 columns")
+    # The error report holds the row's cells as the file split them.
+    report = client_for(admin).get(f"/imports/{summary['job']}/issues.csv").content.decode()
+    assert "3,error,column 11," in report and ",C-2,Bob,Lee, Jr,bob@example.com," in report
+
+
+def test_a_lenient_import_rejects_a_shifted_row_too(tmp_path):
+    text = "\n".join([HEADER, "C-1,Ann,Lee,ann@example.com,,,GB,London,1 High St,SW1A 1AA,x"])
+
+    summary = run_import(write(tmp_path, text), "--lenient")
+
+    assert (summary["created"], summary["errors"]) == (0, 1)
+
+
 def test_lenient_import_keeps_the_row_without_its_invalid_optional_value(tmp_path):
     row = "C-9,Zed,Zee,not-an-email,,,GB,,,"
     summary = run_import(write(tmp_path, "\n".join([HEADER, row])), "--lenient")
@@ -604,6 +636,17 @@ def _xlsx_with_dtd(path: Path) -> Path:
         (lambda d: _zip_bomb(d / "bomb.xlsx"), "zip bomb"),
         (lambda d: _xlsx_with_dtd(d / "dtd.xlsx"), "carries a DTD or external entity"),
         (lambda d: write(d, "hello", "notes.pdf"), "Only .csv and .xlsx files"),
+        # Mapped by name, the second 'email' would go unread, silently.
+        (
+            lambda d: write(d, "external_id,email,first_name,email\nC-9,a@x.org,Al,b@x.org\n"),
+            "The header names two columns 'email' (columns 2 and 4)",
+        ),
+        (
+            lambda d: _workbook(
+                d / "twice.xlsx", [["external_id", "phone", " phone "], ["C-9", "1", "2"]]
+            ),
+            "The header names two columns 'phone' (columns 2 and 3)",
+        ),
     ],
 )
 def test_a_rejected_file_gets_a_clear_message_and_changes_nothing(tmp_path, make, message):
