@@ -34,6 +34,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cim.audit import is_system_actor
 from cim.bulk import RowWriter, statistics_refresh
 from cim.forking import forget_inherited_connections
 from customers.models import (
@@ -765,13 +766,15 @@ class Importer:
     def _find_likely_duplicates(self, rows: list[ParsedRow], result: ChunkResult) -> None:
         """Which new rows look like customers already stored under another id:
         the preview says so before the user confirms. Only customers the
-        importing user may see are matched."""
+        importing user may see are matched; every customer for an operator's
+        import_customers (the system actor, which sees none itself)."""
         from duplicates.matching import likely_matches_for_rows
 
-        if not rows or self.job.created_by is None:
+        creator = self.job.created_by
+        if not rows or creator is None:
             return
         found = likely_matches_for_rows(
-            user=self.job.created_by,
+            user=None if is_system_actor(creator) else creator,
             rows=[
                 {**row.customer, "email": row.email, "phone": row.phone, **(row.address or {})}
                 for row in rows

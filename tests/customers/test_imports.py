@@ -5,6 +5,7 @@ history, a re-import changes nothing, and an import can be undone."""
 import codecs
 import datetime
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -714,6 +715,32 @@ def test_a_file_over_the_size_limit_is_refused(tmp_path, settings):
     with pytest.raises(CommandError, match="the limit is 1 MB"):
         run_import(path)
     assert not Customer.objects.exists()
+
+
+def test_an_operators_dry_run_counts_rows_that_look_like_stored_customers(tmp_path):
+    from duplicates.scanning import match_keys_refresh
+
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD]), "crm.csv"))
+    match_keys_refresh(customer_ids=list(Customer.objects.values_list("pk", flat=True)))
+    # The same people under another system's ids, one of them restricted: the
+    # operator, who reads the database from the shell anyway, is told of all.
+    Customer.objects.filter(first_name="Bob").update(restricted=True)
+    other = "\n".join([HEADER, *(row.replace("C-", "B-", 1) for row in GOOD)])
+
+    out = io.StringIO()
+    call_command(
+        "import_customers",
+        str(write(tmp_path, other, "billing.csv")),
+        "--source",
+        "billing",
+        "--dry-run",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert (summary["created"], summary["likely_duplicates"]) == (3, 3)
+    assert Customer.objects.count() == 3
 
 
 def test_dry_run_writes_nothing(tmp_path):
