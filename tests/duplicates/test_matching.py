@@ -208,6 +208,45 @@ def test_likely_matches_for_rows_batches_a_preview_chunk(staff, django_assert_ma
     assert found[0][0].customer == customer
 
 
+@pytest.mark.django_db
+def test_a_preview_chunk_finds_for_each_row_what_a_check_of_that_row_finds(monkeypatch, staff):
+    from duplicates.matching import likely_matches_for_rows, lookup
+    from duplicates.matching.blocking import lookup_blocks
+
+    people = [
+        ("Margaret", "Okafor", datetime.date(1990, 1, 2), "margaret.okafor@example.com"),
+        ("Tomasz", "Nowak", datetime.date(1985, 6, 30), "t.nowak@example.pl"),
+        ("Ingrid", "Larsen", datetime.date(1972, 11, 9), "ingrid.larsen@example.no"),
+        ("Pedro", "Alves", datetime.date(2001, 3, 17), "pedro.alves@example.pt"),
+    ]
+    stored = []
+    for first, last, born, email in people:
+        customer = factories.PersonFactory(first_name=first, last_name=last, date_of_birth=born)
+        factories.EmailFactory(customer=customer, email=email)
+        stored.append(customer)
+    match_keys_refresh(customer_ids=[c.pk for c in stored])
+    rows = [
+        {"first_name": first, "last_name": last, "date_of_birth": born.isoformat(), "email": email}
+        for first, last, born, email in people
+    ]
+
+    def rows_read(row):
+        blocks = lookup_blocks(record_from_data(row).keys)
+        members = lookup.key_members({key for keys in blocks for key in keys})
+        return sum(map(len, members.values()))
+
+    # Each check alone reads all it needs; four under that one bound would not.
+    monkeypatch.setattr(lookup, "LOOKUP_MAX_ROWS", max(map(rows_read, rows)))
+    one_by_one = [likely_matches(user=staff, data=row, limit=1) for row in rows]
+    assert [found[0].customer for found in one_by_one] == stored
+
+    found = likely_matches_for_rows(user=staff, rows=rows, limit_per_row=1)
+
+    assert {index: matches[0].customer for index, matches in found.items()} == dict(
+        enumerate(stored)
+    )
+
+
 def test_phones_in_different_formats_match_once_normalised_to_e164():
     from customers.normalization import normalize_phone
 
