@@ -17,6 +17,7 @@ import gc
 import itertools
 import multiprocessing
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -526,8 +527,10 @@ class Importer:
         self.reason = job.history_reason
         self.first_row_of = FirstRows(expected=job.rows_total or 0)
         self.chunk_rows = chunk_rows_for(job.rows_total)
-        # A row's values beyond the header's columns reject it (_stage).
-        self.width = len(job.headers)
+        # A CSV row's values beyond the header's columns reject it (_stage): the
+        # sign of a value holding the delimiter unquoted. A workbook has no
+        # delimiter; a value there under no header is an unnamed column's.
+        self.width = len(job.headers) if job.file_kind == "csv" else sys.maxsize
         self.writer = RowWriter()
         # The words of names this process has added to SearchWord for the job.
         self.words_added: set[str] = set()
@@ -654,7 +657,7 @@ class Importer:
     def _stage(self, chunk, keys, known=None) -> Staged:
         """Sort the chunk's rows before validation. A re-import skips
         unread the same row as the last import from this source, of a customer
-        nobody changed since; a repeated external id, or a row with values
+        nobody changed since; a repeated external id, or a CSV row with values
         beyond the header's columns, is rejected unread.
         `known`: the rows' stored identifiers, looked up now if not given."""
         staged = Staged(first_row=chunk[0][0], last_row=chunk[-1][0], rows=len(chunk))

@@ -565,6 +565,22 @@ def test_a_row_with_values_past_the_header_is_rejected_as_shifted_and_the_rest_i
     assert "3,error,column 11," in report and ",C-2,Bob,Lee, Jr,bob@example.com," in report
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_workbook_value_under_no_header_is_an_unnamed_columns_and_ignored(
+    tmp_path, settings, streamed
+):
+    if streamed:
+        settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    path = _workbook(
+        tmp_path / "notes.xlsx",
+        [["external_id", "first_name", "last_name"], ["C-1", "Ann", "Lee", "called twice"]],
+    )
+
+    summary = run_import(path)
+
+    assert (summary["created"], summary["errors"]) == (1, 0)
+
+
 def test_a_lenient_import_rejects_a_shifted_row_too(tmp_path):
     text = "\n".join([HEADER, "C-1,Ann,Lee,ann@example.com,,,GB,London,1 High St,SW1A 1AA,x"])
 
