@@ -771,22 +771,21 @@ class Importer:
         the preview says so before the user confirms. Only customers the
         importing user may see are matched; every customer for an operator's
         import_customers (the system actor, which sees none itself)."""
-        from duplicates.matching import likely_matches_for_rows
+        from duplicates.matching import likely_duplicates_in_rows
 
         creator = self.job.created_by
         if not rows or creator is None:
             return
-        found = likely_matches_for_rows(
+        result.likely_duplicates, samples = likely_duplicates_in_rows(
             user=None if is_system_actor(creator) else creator,
             rows=[
                 {**row.customer, "email": row.email, "phone": row.phone, **(row.address or {})}
                 for row in rows
             ],
-            limit_per_row=1,
+            described=PREVIEW_SAMPLE,
         )
-        result.likely_duplicates = len(found)
-        for index in sorted(found)[:PREVIEW_SAMPLE]:
-            row, match = rows[index], found[index][0]
+        for index, match in sorted(samples.items()):
+            row = rows[index]
             result.duplicate_samples.append(
                 {
                     "row": row.number,
