@@ -1031,11 +1031,10 @@ class Importer:
         self.row_keys = RowKeys(self.columns, self.lenient)
         totals = ChunkResult()
         started = time.monotonic()
-        # Chunks commit in several processes at once only when writing to
-        # PostgreSQL: SQLite takes one writer at a time.
-        runner_class = (
-            Writers if not self.dry_run and connection.vendor == "postgresql" else Validators
-        )
+        # Chunks commit (or are previewed, which reads the database: stored
+        # rows, likely duplicates) in several processes at once on PostgreSQL;
+        # SQLite takes one writer at a time.
+        runner_class = Writers if connection.vendor == "postgresql" else Validators
         with collector_relaxed(), runner_class(self, self.workers) as runner:
             pending: deque = deque()
             try:

@@ -74,6 +74,35 @@ def test_validating_in_worker_processes_previews_exactly_as_inline(tmp_path, mon
     assert inline["rejected"] and inline["created"] and inline["rows"] == 141
 
 
+# Committed for real, as the previewing processes read only what is committed.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_preview_in_worker_processes_finds_what_one_process_finds(tmp_path, monkeypatch):
+    """On PostgreSQL a preview runs in the writing processes, each on its own
+    connection, as it reads the database (stored rows, likely duplicates)."""
+    from duplicates.scanning import match_keys_refresh
+
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 25)
+    pipeline.Importer(_job(tmp_path, _rows(60)), dry_run=False, workers=1).run()
+    match_keys_refresh(customer_ids=list(Customer.objects.values_list("pk", flat=True)))
+    # The same file grown (stored rows and new ones), and the same people
+    # under another system's ids (likely duplicates).
+    grown = _job(tmp_path, _rows(140), name="grown.csv")
+    elsewhere = _job(
+        tmp_path,
+        [row.replace("P-", "B-", 1) for row in _rows(60)],
+        source="billing",
+        name="billing.csv",
+    )
+
+    for job in (grown, elsewhere):
+        inline = _preview(job, workers=1)
+        assert _preview(job, workers=2) == inline
+
+    assert _preview(grown, workers=1)["unchanged"] > 0
+    assert _preview(elsewhere, workers=1)["likely_duplicates"] > 0
+    assert not Customer.objects.exclude(source_identifiers__source="crm").exists()
+
+
 # Committed for real: on PostgreSQL the chunks are written by processes with
 # connections of their own, which see only committed rows.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
