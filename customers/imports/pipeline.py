@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -263,32 +263,17 @@ def _worker_start(importer: Importer | None = None) -> None:
         _worker_importer = importer
 
 
-def match_record_of(row: ParsedRow):
-    """What the duplicate matcher compares of a validated row."""
-    from duplicates.matching.normalize import record_from_data
-
-    return record_from_data(
-        {**row.customer, "email": row.email, "phone": row.phone, **(row.address or {})}
-    )
-
-
 def _validate_rows(
     columns: dict[str, int],
     lenient: bool,
     rows: list[tuple[int, list[str], str]],
     memo: Memo | None = None,
-    stored: Collection[int] | None = None,
 ) -> list[ParsedRow]:
     """parse_row over rows, and the names of the valid ones: what a validating
     process runs. It reads no database. The names are derived in a loop of
     their own, after every row is parsed, for the reason the phones are
     normalised first (rows.phones_normalised_first): validating the bench's
-    rows alone, 41 to 44 us a row against 45.5 to 47.5.
-
-    `stored`, for a preview: the numbers of the rows of stored customers; the
-    other valid rows get their match_record here, beside the validation, and
-    not in the job's process, which previews the chunks one after the other
-    (about 26 us a row, half of looking up a row's likely duplicates)."""
+    rows alone, 41 to 44 us a row against 45.5 to 47.5."""
     memo = memo or _worker_memo
     if memo is not None:
         phones_normalised_first(rows, columns, memo)
@@ -301,8 +286,6 @@ def _validate_rows(
             display_name = compose_display_name(row.customer)
             folded = fold(display_name)
             row.names = (display_name, folded, customer_tokens(display_name, folded=folded))
-            if stored is not None and row.number not in stored:
-                row.match_record = match_record_of(row)
     return parsed
 
 
@@ -416,17 +399,10 @@ class Validators(_Runner):
         pool = self._pool(full=full)
         if pool is not None and staged.to_parse:
             validated = pool.apply_async(
-                _validate_rows,
-                (
-                    importer.columns,
-                    importer.lenient,
-                    staged.to_parse,
-                    None,
-                    importer.stored_of(staged),
-                ),
+                _validate_rows, (importer.columns, importer.lenient, staged.to_parse)
             )
         else:
-            validated = _Done(importer._validate(staged.to_parse, importer.stored_of(staged)))
+            validated = _Done(importer._validate(staged.to_parse))
         return _Inline(importer, staged, validated)
 
 
@@ -611,15 +587,8 @@ class Importer:
 
     # -- one chunk ------------------------------------------------------------
 
-    def _validate(
-        self, rows: list[tuple[int, list[str], str]], stored: Collection[int] | None = None
-    ) -> list[ParsedRow]:
-        return _validate_rows(self.columns, self.lenient, rows, self.memo, stored)
-
-    def stored_of(self, staged: Staged) -> Collection[int] | None:
-        """For a preview, the numbers of the chunk's rows of stored customers
-        (_validate_rows builds the others' match records); None otherwise."""
-        return frozenset(staged.stored_of) if self.dry_run else None
+    def _validate(self, rows: list[tuple[int, list[str], str]]) -> list[ParsedRow]:
+        return _validate_rows(self.columns, self.lenient, rows, self.memo)
 
     def _keyed(self, chunk) -> list[tuple[str, str]]:
         return [self.row_keys(cells) for _, cells in chunk]
@@ -802,14 +771,17 @@ class Importer:
         the preview says so before the user confirms. Only customers the
         importing user may see are matched; every customer for an operator's
         import_customers (the system actor, which sees none itself)."""
-        from duplicates.matching import likely_duplicates_of
+        from duplicates.matching import likely_duplicates_in_rows
 
         creator = self.job.created_by
         if not rows or creator is None:
             return
-        result.likely_duplicates, samples = likely_duplicates_of(
+        result.likely_duplicates, samples = likely_duplicates_in_rows(
             user=None if is_system_actor(creator) else creator,
-            records=[row.match_record or match_record_of(row) for row in rows],
+            rows=[
+                {**row.customer, "email": row.email, "phone": row.phone, **(row.address or {})}
+                for row in rows
+            ],
             described=PREVIEW_SAMPLE,
         )
         for index, match in sorted(samples.items()):

@@ -88,9 +88,6 @@ class ParsedRow:
     # (display name, search name, search tokens) of a new customer: the pipeline
     # derives them where it validates, beside the process that writes.
     names: tuple | None = None
-    # What the duplicate matcher compares, for a preview's new rows
-    # (pipeline.match_record_of), built where the row is validated.
-    match_record: object | None = None
 
     @property
     def rejected(self) -> bool:

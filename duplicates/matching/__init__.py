@@ -91,14 +91,14 @@ their last three characters.
 from __future__ import annotations
 
 from .engine import DEFAULT_THRESHOLD, current_model, explanation, pair_score
-from .lookup import LikelyMatch, likely_duplicates_of, likely_matches
+from .lookup import LikelyMatch, likely_duplicates_in_rows, likely_matches
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "LikelyMatch",
     "current_model",
     "explanation",
-    "likely_duplicates_of",
+    "likely_duplicates_in_rows",
     "likely_matches",
     "pair_score",
 ]

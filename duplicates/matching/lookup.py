@@ -141,16 +141,17 @@ def likely_matches(
     return found.get(0, [])
 
 
-def likely_duplicates_of(
-    *, user: AbstractBaseUser | None, records: list[MatchRecord], described: int
+def likely_duplicates_in_rows(
+    *, user: AbstractBaseUser | None, rows: list[dict], described: int
 ) -> tuple[int, dict[int, LikelyMatch]]:
-    """For an import preview chunk's records (record_from_data of its rows), in
-    a handful of queries: how many look like a stored customer, and the
-    likeliest match of the first `described` of them (index -> match). Only
-    those shown are described: reading every matched customer and explaining
-    every match took a fifth of a preview's time. `user` None matches every
-    customer: for an operator's command, whose shell reads the database
-    without the app's visibility rules anyway."""
+    """For an import preview chunk, in a handful of queries: how many rows look
+    like a stored customer, and the likeliest match of the first `described` of
+    them (index in `rows` -> match). Only those shown are described: reading
+    every matched customer and explaining every match took a fifth of a
+    preview's time. `user` None matches every customer: for an operator's
+    command, whose shell reads the database without the app's visibility
+    rules anyway."""
+    records = [record_from_data(row) for row in rows]
     count, found = _lookup(
         user=user, records=records, excluded=[None] * len(records), limit=1, described=described
     )

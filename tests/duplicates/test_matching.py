@@ -196,16 +196,14 @@ def test_likely_matches_for_rows_batches_a_preview_chunk(staff, django_assert_ma
         first_name="Margaret", last_name="Okafor", date_of_birth=datetime.date(1990, 1, 2)
     )
     match_keys_refresh(customer_ids=[customer.pk])
-    from duplicates.matching import likely_duplicates_of
+    from duplicates.matching import likely_duplicates_in_rows
 
     rows = [
         {"first_name": "Peggy", "last_name": "Okafor", "date_of_birth": "1990-01-02"},
         {"first_name": "Zed", "last_name": "Nobody", "date_of_birth": "2001-01-01"},
     ] * 20
     with django_assert_max_num_queries(8):
-        count, described = likely_duplicates_of(
-            user=staff, records=[record_from_data(row) for row in rows], described=3
-        )
+        count, described = likely_duplicates_in_rows(user=staff, rows=rows, described=3)
     # Every Peggy is counted; the first three are described, for the preview.
     assert count == 20
     assert sorted(described) == [0, 2, 4]
@@ -215,7 +213,7 @@ def test_likely_matches_for_rows_batches_a_preview_chunk(staff, django_assert_ma
 
 @pytest.mark.django_db
 def test_a_preview_chunk_finds_for_each_row_what_a_check_of_that_row_finds(monkeypatch, staff):
-    from duplicates.matching import likely_duplicates_of, lookup
+    from duplicates.matching import likely_duplicates_in_rows, lookup
     from duplicates.matching.blocking import lookup_blocks
 
     people = [
@@ -245,9 +243,7 @@ def test_a_preview_chunk_finds_for_each_row_what_a_check_of_that_row_finds(monke
     one_by_one = [likely_matches(user=staff, data=row, limit=1) for row in rows]
     assert [found[0].customer for found in one_by_one] == stored
 
-    count, described = likely_duplicates_of(
-        user=staff, records=[record_from_data(row) for row in rows], described=len(rows)
-    )
+    count, described = likely_duplicates_in_rows(user=staff, rows=rows, described=len(rows))
 
     assert count == len(rows)
     assert {index: match.customer for index, match in described.items()} == dict(enumerate(stored))
