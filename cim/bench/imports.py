@@ -320,10 +320,12 @@ def _cpu_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator
         figures[f"{prefix}pg_cpu_us_per_row"] = round((pg_after - pg_before) / rows * 1e6, 1)
 
 
-def _wal_position_and_checkpoints() -> tuple[str, int]:
+def _wal_bytes_and_checkpoints() -> tuple[int, int]:
+    """The log's position in bytes, and the checkpoints made since the server started."""
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT pg_current_wal_lsn(), checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
+            "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
         )
         return cur.fetchone()
 
@@ -334,13 +336,10 @@ def _wal_per_row(figures: dict[str, Any], *, rows: int, prefix: str) -> Iterator
     made meanwhile: what its share of an import's time grows with, next to the
     settings (`database`) that decide how often it checkpoints and writes out
     its cache. Server-wide, so only right on an otherwise idle server."""
-    start, checkpoints_before = _wal_position_and_checkpoints()
+    wal_before, checkpoints_before = _wal_bytes_and_checkpoints()
     yield
-    _, checkpoints_after = _wal_position_and_checkpoints()
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [start])
-        written = float(cur.fetchone()[0])
-    figures[f"{prefix}wal_kb_per_row"] = round(written / rows / 1024, 2)
+    wal_after, checkpoints_after = _wal_bytes_and_checkpoints()
+    figures[f"{prefix}wal_kb_per_row"] = round((wal_after - wal_before) / rows / 1024, 2)
     figures[f"{prefix}checkpoints"] = checkpoints_after - checkpoints_before
 
 

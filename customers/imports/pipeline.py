@@ -290,7 +290,8 @@ def _validate_rows(
 
 
 def _write_in_worker(staged: Staged) -> ChunkResult:
-    """What a writing process runs: validate the chunk, write it, commit it."""
+    """What a writing process runs: validate the chunk, write it, commit it (or,
+    for a preview, only count it and look for likely duplicates)."""
     importer = _worker_importer
     staged.parsed = importer._validate(staged.to_parse)
     result = importer._commit_chunk(staged)
@@ -390,8 +391,8 @@ class Validators(_Runner):
 
     Validation (phone numbers, emails, identifiers) is most of an import's
     Python time and needs no database, so it runs beside the writing: up to
-    `workers` later chunks are validated while one is written. What a preview
-    and SQLite run, where one process writes.
+    `workers` later chunks are validated while one is written (or previewed).
+    What SQLite runs, where one process writes.
     """
 
     def submit(self, staged: Staged, *, full: bool) -> _Inline:
@@ -407,8 +408,8 @@ class Validators(_Runner):
 
 
 class Writers(_Runner):
-    """Validates, writes and commits chunks in `workers` forked processes at once,
-    each on its own database connection (PostgreSQL).
+    """Validates, writes and commits (or previews) chunks in `workers` forked
+    processes at once, each on its own database connection (PostgreSQL).
 
     One process writing leaves a core idle: PostgreSQL's work for a chunk (the
     rows, their indexes and history) is as long as Python's, and one connection

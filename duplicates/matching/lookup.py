@@ -108,7 +108,7 @@ def _lookup(
         if scored:
             scored.sort(key=lambda item: (-item[0], item[2]))
             found[index] = scored[:limit]
-    shown = sorted(found)[:described] if described is not None else sorted(found)
+    shown = sorted(found)[:described]
     customers = Customer.objects.in_bulk(
         {customer_id for index in shown for _, _, customer_id, _ in found[index]}
     )

@@ -50,13 +50,11 @@ def write(tmp_path, text: str, name="customers.csv", encoding="utf-8") -> Path:
     return path
 
 
-def run_import(path, *args) -> dict:
+def run_import(path, *args, source="crm") -> dict:
     out = io.StringIO()
     call_command(
-        "import_customers", str(path), "--source", "crm", *args, stdout=out, stderr=io.StringIO()
+        "import_customers", str(path), "--source", source, *args, stdout=out, stderr=io.StringIO()
     )
-    import json
-
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
@@ -743,18 +741,8 @@ def test_an_operators_dry_run_counts_rows_that_look_like_stored_customers(tmp_pa
     Customer.objects.filter(first_name="Bob").update(restricted=True)
     other = "\n".join([HEADER, *(row.replace("C-", "B-", 1) for row in GOOD)])
 
-    out = io.StringIO()
-    call_command(
-        "import_customers",
-        str(write(tmp_path, other, "billing.csv")),
-        "--source",
-        "billing",
-        "--dry-run",
-        stdout=out,
-        stderr=io.StringIO(),
-    )
+    summary = run_import(write(tmp_path, other, "billing.csv"), "--dry-run", source="billing")
 
-    summary = json.loads(out.getvalue().strip().splitlines()[-1])
     assert (summary["created"], summary["likely_duplicates"]) == (3, 3)
     assert Customer.objects.count() == 3
 
