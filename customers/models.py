@@ -12,6 +12,8 @@ from django_countries.fields import CountryField
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
+from cim.fields import CodePointCharField
+
 from . import normalization
 
 PERSON_NEEDS_NAME = "A person needs a first or last name."
@@ -72,14 +74,14 @@ class Customer(models.Model):
     last_name = models.CharField(max_length=100, blank=True)
     organization_name = models.CharField(max_length=200, blank=True)
     # Stored, not computed per query, so lists can sort and index by it.
-    display_name = models.CharField(max_length=255, editable=False)
+    display_name = CodePointCharField(max_length=255, editable=False)
     # The name folded for search (lower case, no accents or punctuation), which
     # the ranking of name matches compares with what was typed.
     search_name = models.CharField(max_length=255, editable=False, blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
     country = CountryField(blank=True, help_text="Country of residence or registration.")
     preferred_language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES)
-    national_id = models.CharField(max_length=40, blank=True)
+    national_id = CodePointCharField(max_length=40, blank=True)
     tax_id = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     restricted = models.BooleanField(
@@ -440,7 +442,7 @@ class CustomerSearchToken(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    token = models.CharField(max_length=60)
+    token = CodePointCharField(max_length=60)
 
     class Meta:
         indexes = [models.Index(fields=["token", "customer"], name="search_token_idx")]
@@ -463,8 +465,8 @@ class SearchWord(models.Model):
     matches nothing.
     """
 
-    word = models.CharField(max_length=60, primary_key=True)
-    phonetic = models.CharField(max_length=30)
+    word = CodePointCharField(max_length=60, primary_key=True)
+    phonetic = CodePointCharField(max_length=30)
 
     class Meta:
         # With the word, so a lookup by key reads the index alone.

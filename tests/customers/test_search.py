@@ -254,3 +254,27 @@ def test_only_the_dictionarys_words_one_typo_away_are_searched(john_smith, crowd
         "jonh": ["john", "jon"],
         "smtih": ["smith"],
     }
+
+
+def test_name_words_and_identifiers_compare_byte_by_byte_on_postgresql():
+    # The import writes these into B-tree indexes at random places: under a
+    # locale's collation each comparison goes through strcoll (cim.fields).
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite compares text byte by byte already")
+    columns = {
+        ("customers_customersearchtoken", "token"),
+        ("customers_searchword", "word"),
+        ("customers_searchword", "phonetic"),
+        ("customers_customer", "display_name"),
+        ("customers_customer", "national_id"),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name = ANY(%s)",
+            [sorted({table for table, _ in columns})],
+        )
+        collations = {(table, column): collation for table, column, collation in cursor}
+    assert {column: collations[column] for column in columns} == dict.fromkeys(columns, "C")
