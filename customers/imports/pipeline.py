@@ -63,6 +63,7 @@ from .rows import (
     FirstRows,
     Issue,
     Memo,
+    PackedRows,
     ParsedRow,
     RowKeys,
     joined,
@@ -194,7 +195,7 @@ class Staged:
     # The customers of the rows skipped as unchanged.
     unchanged: list[int] = field(default_factory=list)
     refused: list[ParsedRow] = field(default_factory=list)
-    to_parse: list[tuple[int, list[str], str]] = field(default_factory=list)
+    to_parse: list[tuple[int, list[str], str]] = field(default_factory=PackedRows)
     stored_of: dict[int, StoredId] = field(default_factory=dict)
     parsed: list[ParsedRow] | None = None
 

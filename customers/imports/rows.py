@@ -190,6 +190,46 @@ def joined(values) -> str | None:
     return text if text.count(SEPARATOR) == len(values) - 1 else None
 
 
+# Between the rows of a chunk in transit (PackedRows), as SEPARATOR is between cells.
+ROWS_SEPARATOR = "\x1e"
+
+
+class PackedRows(list):
+    """A chunk's rows to validate, (row number, cells, fingerprint) tuples, that
+    travel to a worker process as three flat values: the numbers, the cells in
+    one text, the fingerprints in another. Pickled tuple by tuple they cost 1.8
+    us a row to pickle and as much to unpickle (10,000 of the bench's rows);
+    joined, the text is copied whole. Rows whose cells hold a separator (or a
+    row of no cells) travel as the plain list they are. Unpickled, a plain list."""
+
+    def __reduce__(self):
+        if not self:
+            return list, ()
+        numbers, cells, fingerprints = zip(*self, strict=True)
+        text = ROWS_SEPARATOR.join(map(SEPARATOR.join, cells))
+        if (
+            not all(cells)
+            or text.count(ROWS_SEPARATOR) != len(cells) - 1
+            or text.count(SEPARATOR) != sum(map(len, cells)) - len(cells)
+            or joined(fingerprints) is None
+        ):
+            return list, (list(self),)
+        return _rows_unpacked, (array("q", numbers).tobytes(), text, SEPARATOR.join(fingerprints))
+
+
+def _rows_unpacked(numbers: bytes, text: str, fingerprints: str) -> list:
+    unpacked = array("q")
+    unpacked.frombytes(numbers)
+    return list(
+        zip(
+            unpacked,
+            [row.split(SEPARATOR) for row in text.split(ROWS_SEPARATOR)],
+            fingerprints.split(SEPARATOR),
+            strict=True,
+        )
+    )
+
+
 class RowKeys:
     """A row's external id and fingerprint, straight from its cells: what a
     re-import needs to skip an unchanged row without reading it further.

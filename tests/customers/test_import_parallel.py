@@ -17,7 +17,15 @@ from cim.audit import system_actor
 from customers import normalization
 from customers.imports import pipeline
 from customers.imports.reading import FileRejected
-from customers.imports.rows import FirstRows, Memo, RowKeys, parse_row
+from customers.imports.rows import (
+    ROWS_SEPARATOR,
+    SEPARATOR,
+    FirstRows,
+    Memo,
+    PackedRows,
+    RowKeys,
+    parse_row,
+)
 from customers.imports.services import import_job_create, import_job_run
 from customers.models import (
     Customer,
@@ -472,3 +480,30 @@ def test_a_table_sized_for_the_file_never_grows():
     for number in range(2, 100_002):
         first_rows.setdefault(f"CRM-{number}", number)
     assert len(first_rows.rows) == capacity <= 4 * 100_000
+
+
+@pytest.mark.parametrize(
+    "odd_cells",
+    [
+        ["", "  spaced  ", "multi\nline", "é€😀", ""],
+        ["holds the cells' separator " + SEPARATOR, "x"],
+        ["holds the rows' separator " + ROWS_SEPARATOR, "x"],
+        [""],
+        [],
+    ],
+)
+def test_rows_reach_a_worker_process_exactly_as_read(odd_cells):
+    # A chunk's rows travel packed into one text; any row the packing could not
+    # give back exactly makes the whole chunk travel as it is.
+    rows = PackedRows(
+        [(2, ["A-1", "Ann", "Lee"], "f1"), (7, odd_cells, "f2"), (9, ["A-3", "", "Kim"], "f3")]
+    )
+    sending, receiving = multiprocessing.Pipe()
+    with sending, receiving:
+        sending.send(rows)
+        received = receiving.recv()
+        sending.send(PackedRows())
+        assert receiving.recv() == []
+    assert type(received) is list
+    assert received == list(rows)
+    assert [type(number) for number, _, _ in received] == [int, int, int]
