@@ -16,6 +16,7 @@ import bisect
 import gc
 import itertools
 import multiprocessing
+import operator
 import signal
 import sys
 import time
@@ -875,36 +876,39 @@ class Importer:
         )
         ids = reserved[Customer]
         customer_rows, token_rows, source_rows = [], [], []
-        points: dict[str, list] = {"email": [], "phone": [], "address": []}
+        emails, phones, addresses = [], [], []
+        points: dict[str, list] = {"email": emails, "phone": phones, "address": addresses}
+        source = self.job.source
         for pk, row in zip(ids, rows, strict=True):
-            fields = row.customer
+            get = row.customer.get
             display_name, search_name, tokens = row.names
             customer_rows.append(
                 (
                     pk,
-                    fields["kind"],
-                    fields.get("first_name", ""),
-                    fields.get("last_name", ""),
-                    fields.get("organization_name", ""),
+                    get("kind"),
+                    get("first_name", ""),
+                    get("last_name", ""),
+                    get("organization_name", ""),
                     display_name,
                     search_name,
-                    fields.get("date_of_birth"),
-                    fields.get("country", ""),
-                    fields.get("preferred_language", ""),
-                    fields.get("national_id", ""),
-                    fields.get("tax_id", ""),
+                    get("date_of_birth"),
+                    get("country", ""),
+                    get("preferred_language", ""),
+                    get("national_id", ""),
+                    get("tax_id", ""),
                     now,
                     now,
                 )
             )
-            token_rows += [(pk, token) for token, _ in tokens]
-            source_rows.append((pk, self.job.source, row.external_id, row.fingerprint, now, now))
+            for token, _ in tokens:
+                token_rows.append((pk, token))
+            source_rows.append((pk, source, row.external_id, row.fingerprint, now, now))
             if row.email:
-                points["email"].append((pk, row.email, True))
+                emails.append((pk, row.email, True))
             if row.phone:
-                points["phone"].append((pk, row.phone, True))
+                phones.append((pk, row.phone, True))
             if row.address:
-                points["address"].append((pk, row.address, True))
+                addresses.append((pk, row.address, True))
         # Every row below points to a customer inserted first, here, in this
         # transaction, or (history) to the importing user, locked once: no
         # per-row foreign-key checks needed.
@@ -957,8 +961,9 @@ class Importer:
                 continue
             ids = reserved[model] if reserved else self.writer.reserve_ids(model, len(triples))
             if kind == "address":
+                fields_of = operator.itemgetter(*ADDRESS_FIELDS)
                 rows = [
-                    (pk, cid, primary, now, *(value[f] for f in ADDRESS_FIELDS))
+                    (pk, cid, primary, now, *fields_of(value))
                     for pk, (cid, value, primary) in zip(ids, triples, strict=True)
                 ]
             else:

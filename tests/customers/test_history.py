@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from cim.audit import system_actor
+from cim.bulk import _id_runs
 from customers import services
 from customers.models import Customer, EmailAddress, PhoneNumber, SensitiveDataAccess
 from customers.tasks import contact_points_revalidate
@@ -207,3 +208,19 @@ def test_as_of_rejects_a_bad_date_clearly(staff, client_for, customer):
         .content.decode()
     )
     assert "Enter a valid date." in page
+
+
+@pytest.mark.parametrize(
+    ("ids", "runs"),
+    [
+        (range(5, 10), [(5, 9)]),
+        ([9, 7, 8, 5, 6], [(5, 9)]),
+        ([3, 1, 2, 7, 9, 8, 12], [(1, 3), (7, 9), (12, 12)]),
+        ([1, 1, 3, 3], [(1, 1), (3, 3)]),
+        ([], []),
+    ],
+)
+def test_history_is_copied_by_runs_of_consecutive_ids(ids, runs):
+    # A repeated id is one row to copy; a gap ends a run even where the count
+    # of ids fills the span.
+    assert _id_runs(ids) == runs
