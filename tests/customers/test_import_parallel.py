@@ -323,8 +323,9 @@ def test_stored_ids_are_found_whatever_characters_they_hold(monkeypatch, per_que
 
 def test_a_large_file_is_written_in_larger_chunks_and_a_small_one_still_spreads():
     assert pipeline.chunk_rows_for(None) == pipeline.CHUNK_ROWS == 2000
-    assert pipeline.chunk_rows_for(30_000) == 2000  # 15 chunks
-    assert pipeline.chunk_rows_for(100_000) == 5000  # 20 chunks
+    assert pipeline.chunk_rows_for(15_000) == 2000  # 8 chunks
+    assert pipeline.chunk_rows_for(50_000) == 5000  # 10 chunks
+    assert pipeline.chunk_rows_for(100_000) == 10_000  # 10 chunks
     assert pipeline.chunk_rows_for(1_000_000) == pipeline.MAX_CHUNK_ROWS == 10_000
 
 
