@@ -54,7 +54,7 @@ from customers.models import (
 from customers.search import customer_tokens, fold, search_index_refresh, search_words_add
 
 from .mapping import IMPORT_FIELDS
-from .reading import CSV_SUFFIXES, FileRejected, csv_rows_counted, open_sheet
+from .reading import FileRejected, csv_rows_counted, open_sheet
 from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
@@ -1003,9 +1003,8 @@ class Importer:
         (an unterminated quote, a 1 MB cell) is refused before anything is written.
         Its rows. A workbook's rows are copied for the run as they are read."""
         self.columns = _columns(self.job)
-        path = job_path(self.job)
-        if path.suffix.lower() in CSV_SUFFIXES:
-            return csv_rows_counted(path)
+        if self.job.file_kind == "csv":
+            return csv_rows_counted(job_path(self.job))
         return sum(1 for _ in self._rows())
 
     def run(self) -> dict:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import os
-import signal
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -19,10 +17,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from cim.forking import in_forked_process
+
 from .xlsx import XlsxError, sheet_size, xlsx_rows
 
 SAMPLE_BYTES = 64 * 1024
-CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 MAX_CELL_CHARS = 32 * 1024  # a 1 MB "cell" is a broken or hostile file, not data
 XLSX_MAX_RATIO = 100  # uncompressed/compressed: real workbooks stay far below this
 
@@ -173,19 +172,23 @@ def _has_values(cells: list[str]) -> bool:
     return bool((cells and cells[0].strip()) or "".join(cells).strip())
 
 
+def _ends_inside_quotes(message: str) -> bool:
+    """Whether a csv.Error's message says the data ended inside a quoted value."""
+    return "unexpected end of data" in message or "EOF" in message
+
+
 def _csv_error(error: csv.Error | str, row: int) -> str:
     message = str(error)
     if "field larger than field limit" in message:
         return ROW_CELL_TOO_LARGE.format(row=row, limit=MAX_CELL_CHARS)
-    if "unexpected end of data" in message or "EOF" in message:
+    if _ends_inside_quotes(message):
         return ROW_UNTERMINATED.format(row=row)
     return ROW_UNREADABLE.format(row=row, reason=message)
 
 
 # Encodings in which a newline byte always ends a line, so that the second half
-# of a file can be decoded from its first line on its own.
-# Each maps to the encoding the second half is decoded in: only the first
-# half starts with the byte-order mark.
+# of a file can be decoded from its first line on its own, in the encoding each
+# maps to (only the first half starts with the byte-order mark).
 SPLITTABLE_ENCODINGS = {
     "utf-8": "utf-8",
     "utf-8-sig": "utf-8",
@@ -210,11 +213,11 @@ def csv_rows_counted(path: Path) -> int:
     size = path.stat().st_size
     limit = float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20
     second_encoding = SPLITTABLE_ENCODINGS.get(sheet.encoding)
-    middle = _row_start_after(path, size // 2) if second_encoding and size >= limit else None
+    middle = _row_start_after(path, size // 2, size) if second_encoding and size >= limit else None
     if middle is None:
         return sum(1 for _ in rows)
     rows.close()
-    second = _in_forked_process(
+    second = in_forked_process(
         _records_counted, path, middle, size, second_encoding, sheet.delimiter
     )
     try:
@@ -226,7 +229,7 @@ def csv_rows_counted(path: Path) -> int:
         raise
     if error is not None:
         second(cancel=True)
-        if "unexpected end of data" in error or "EOF" in error:
+        if _ends_inside_quotes(error):
             # The first half ends inside a quoted value (or the file breaks
             # there): only reading on from the start tells which.
             return sum(1 for _ in open_csv(path)[1])
@@ -241,14 +244,14 @@ def csv_rows_counted(path: Path) -> int:
     return first_rows - 1 + second_rows
 
 
-def _row_start_after(path: Path, offset: int) -> int | None:
+def _row_start_after(path: Path, offset: int, size: int) -> int | None:
     """The offset just after the first newline at or past `offset`; None if none
-    comes before the file's end."""
+    comes before the file's end (`size`)."""
     with path.open("rb") as handle:
         handle.seek(offset)
         block = handle.read(SAMPLE_BYTES)
     at = block.find(b"\n")
-    if at < 0 or offset + at + 1 >= path.stat().st_size:
+    if at < 0 or offset + at + 1 >= size:
         return None
     return offset + at + 1
 
@@ -298,39 +301,6 @@ def _records_counted(
         except csv.Error as error:
             return rows, records, str(error)
     return rows, records, None
-
-
-def _in_forked_process(function, *args):
-    """Start function(*args) in a forked process; what it returns (JSON), once
-    the returned callable is called, or None if the process failed. Called with
-    cancel=True, the process is stopped instead. A bare fork, not a pool: it
-    also works where a pool cannot start (a Celery worker's daemonic process),
-    and the child only reads a file: it touches no connection of the parent's,
-    and leaves with os._exit, which closes none of them either."""
-    readable, writable = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        status = 1
-        try:
-            os.close(readable)
-            with os.fdopen(writable, "w") as out:
-                json.dump(function(*args), out)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(writable)
-
-    def outcome(*, cancel: bool = False):
-        if cancel:
-            os.kill(pid, signal.SIGKILL)
-        with os.fdopen(readable) as received:
-            text = "" if cancel else received.read()
-        _, status = os.waitpid(pid, 0)
-        if cancel or status != 0 or not text:
-            return None
-        return json.loads(text)
-
-    return outcome
 
 
 def check_xlsx(path: Path) -> None:
@@ -440,7 +410,7 @@ def open_sheet(
     the writing, and CSV at about 700,000.
     """
     suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
+    if suffix in (".csv", ".txt", ".tsv"):
         return open_csv(path)
     if suffix != ".xlsx":
         raise FileRejected(FILE_UNKNOWN_TYPE.format(suffix=suffix or "no extension"))

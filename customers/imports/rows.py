@@ -207,14 +207,15 @@ class PackedRows(list):
             return list, ()
         numbers, cells, fingerprints = zip(*self, strict=True)
         text = ROWS_SEPARATOR.join(map(SEPARATOR.join, cells))
+        fingerprint_text = joined(fingerprints)
         if (
-            not all(cells)
+            fingerprint_text is None
+            or not all(cells)
             or text.count(ROWS_SEPARATOR) != len(cells) - 1
             or text.count(SEPARATOR) != sum(map(len, cells)) - len(cells)
-            or joined(fingerprints) is None
         ):
             return list, (list(self),)
-        return _rows_unpacked, (array("q", numbers).tobytes(), text, SEPARATOR.join(fingerprints))
+        return _rows_unpacked, (array("q", numbers).tobytes(), text, fingerprint_text)
 
 
 def _rows_unpacked(numbers: bytes, text: str, fingerprints: str) -> list:

@@ -44,13 +44,13 @@ def read_in_halves(path) -> int | str:
 def forks(monkeypatch):
     """How many times the check forked a process for the second half."""
     started = []
-    in_forked_process = reading._in_forked_process
+    in_forked_process = reading.in_forked_process
 
     def counted(*args):
         started.append(args)
         return in_forked_process(*args)
 
-    monkeypatch.setattr(reading, "_in_forked_process", counted)
+    monkeypatch.setattr(reading, "in_forked_process", counted)
     return started
 
 
