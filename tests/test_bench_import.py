@@ -29,6 +29,9 @@ IMPORT_KEYS = {
     "peak_mb",
     "xlsx_read_rows_per_s",
     "xlsx_rows_per_s",
+    "check_seconds",
+    "reimport_check_seconds",
+    "xlsx_check_seconds",
     "created",
     "rejected",
     "reimport_created",
@@ -96,6 +99,9 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
     # Every customer written costs log; the re-import writes none of them again.
     assert figures["wal_kb_per_row"] > figures["reimport_wal_kb_per_row"] > 0
     assert figures["checkpoints"] >= 0
+    # Each run's whole-file check is a part of its time.
+    for prefix in ("", "reimport_", "xlsx_"):
+        assert 0 <= figures[f"{prefix}check_seconds"] <= figures[f"{prefix}seconds"]
     # The figures say which server, with which settings, made them.
     assert figures["database"]["server_version"].split(".")[0].isdigit()
     assert figures["database"].keys() >= {"shared_buffers", "max_wal_size", "collation"}

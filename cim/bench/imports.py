@@ -19,6 +19,9 @@ dates; and --invalid-share of rows broken in varied ways: bad email,
   file, which must create and update nothing;
 - an XLSX of --xlsx-rows rows: the pipeline's reader alone, then the full
   pipeline on it as the fresh source "bench-xlsx";
+- of each pipeline run's seconds, those of the whole-file check that comes
+  before anything is written (check_seconds, reimport_check_seconds,
+  xlsx_check_seconds): for a workbook, the sheet's loading and its copy;
 - CPU per row of the pipeline runs: this process and its workers
   (python_cpu_us_per_row) and, where PostgreSQL runs on this machine, all its
   processes (pg_cpu_us_per_row: right on an otherwise idle server); reimport_
@@ -228,9 +231,10 @@ def _run(
     # Peak memory of the process up to the pipeline runs, and after them.
     figures["rss_before_pipeline_mb"] = peak_rss_mb()
     with _cpu_per_row(figures, rows=rows, prefix=""), _wal_per_row(figures, rows=rows, prefix=""):
-        fresh, seconds = _pipeline(csv_path, source=SOURCE)
+        fresh, seconds, check_seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "seconds": round(seconds, 2),
+        "check_seconds": round(check_seconds, 3),
         "rows_per_s": round(rows / seconds),
         "created": fresh["created"],
         "rejected": fresh["errors"],
@@ -244,9 +248,10 @@ def _run(
         _cpu_per_row(figures, rows=rows, prefix="reimport_"),
         _wal_per_row(figures, rows=rows, prefix="reimport_"),
     ):
-        again, seconds = _pipeline(csv_path, source=SOURCE)
+        again, seconds, check_seconds = _pipeline(csv_path, source=SOURCE)
     figures |= {
         "reimport_seconds": round(seconds, 2),
+        "reimport_check_seconds": round(check_seconds, 3),
         "reimport_rows_per_s": round(rows / seconds),
         "reimport_created": again["created"],
         "reimport_updated": again["updated"],
@@ -782,21 +787,24 @@ def _import_export_delete() -> None:
         _history_delete(cur, [IMPORT_EXPORT_REASON])
 
 
-def _pipeline(path: Path, *, source: str) -> tuple[dict, float]:
-    """The pipeline run to completion as `import_customers` runs it: (summary, seconds)."""
+def _pipeline(path: Path, *, source: str) -> tuple[dict, float, float]:
+    """The pipeline run to completion as `import_customers` runs it: (summary,
+    seconds, the seconds of those spent on the whole-file check before the run)."""
     from cim.audit import system_actor
     from customers.imports.services import import_job_check, import_job_create, import_job_run
     from customers.models import ImportJob
 
     started = time.perf_counter()
     job = import_job_create(actor=system_actor(), source=source, original_name=path.name, path=path)
+    checking = time.perf_counter()
     import_job_check(job=job, lenient=False)
+    check_seconds = time.perf_counter() - checking
     summary = import_job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
     job.refresh_from_db()
     if summary is None or job.status != ImportJob.Status.COMPLETED:
         raise CommandError(f"The import of {path.name} ended {job.status}: {job.error_message}")
-    return summary, seconds
+    return summary, seconds, check_seconds
 
 
 def _xlsx(
@@ -828,9 +836,10 @@ def _xlsx(
     }
     log(f"XLSX read: {figures['xlsx_read_rows_per_s']:,} rows/s ({figures['xlsx_read_seconds']}s)")
     if full:
-        summary, seconds = _pipeline(path, source=XLSX_SOURCE)
+        summary, seconds, check_seconds = _pipeline(path, source=XLSX_SOURCE)
         figures |= {
             "xlsx_seconds": round(seconds, 2),
+            "xlsx_check_seconds": round(check_seconds, 3),
             "xlsx_rows_per_s": round(rows / seconds),
             "xlsx_created": summary["created"],
             "xlsx_rejected": summary["errors"],
