@@ -54,7 +54,7 @@ from customers.models import (
 from customers.search import customer_tokens, fold, search_index_refresh, search_words_add
 
 from .mapping import IMPORT_FIELDS
-from .reading import FileRejected, csv_rows_counted, open_sheet
+from .reading import FileRejected, csv_rows_counted, open_sheet, workbook_rows_counted
 from .rows import (
     ADDRESS_FIELDS,
     CUSTOMER_FIELDS,
@@ -1005,7 +1005,7 @@ class Importer:
         self.columns = _columns(self.job)
         if self.job.file_kind == "csv":
             return csv_rows_counted(job_path(self.job))
-        return sum(1 for _ in self._rows())
+        return workbook_rows_counted(job_path(self.job), copy=rows_copy_path(self.job))
 
     def run(self) -> dict:
         job = self.job

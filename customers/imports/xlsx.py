@@ -228,12 +228,20 @@ def _number(text: str, *, is_date: bool, epoch: datetime.datetime) -> str:
     return str(int(value)) if value.is_integer() else str(value)
 
 
+def first_sheet(archive: zipfile.ZipFile) -> str:
+    """The path of the workbook's first sheet in its archive."""
+    try:
+        return _parts(archive)[0]
+    except (KeyError, ValueError, ElementTree.ParseError) as error:
+        raise XlsxError(str(error)) from None
+
+
 def sheet_size(path) -> int:
     """The uncompressed size of the workbook's first sheet, in bytes."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.getinfo(_parts(archive)[0]).file_size
-    except (zipfile.BadZipFile, KeyError, ValueError, ElementTree.ParseError) as error:
+            return archive.getinfo(first_sheet(archive)).file_size
+    except (zipfile.BadZipFile, KeyError) as error:
         raise XlsxError(str(error)) from None
 
 

@@ -1,16 +1,33 @@
 """Before an import writes anything it reads the whole file, so that a file
-broken halfway is refused whole. A large CSV is read in two halves at once;
-whatever the file, the count of rows and the row a refusal names are those of
-reading it from start to end."""
+broken halfway is refused whole. A large CSV or workbook is read in two halves
+at once; whatever the file, the count of rows, the rows copied and the row a
+refusal names are those of reading it from start to end."""
+
+import datetime
+import re
+import zipfile
 
 import pytest
 from django.core.management.base import CommandError
 from django.test import override_settings
 
 from customers.imports import reading
-from customers.imports.reading import FileRejected, csv_rows_counted, open_csv
+from customers.imports.reading import (
+    FileRejected,
+    csv_rows_counted,
+    open_csv,
+    workbook_rows_counted,
+)
 from customers.models import Customer, SourceIdentifier
-from tests.customers.test_imports import GOOD, HEADER, run_import, write
+from tests.customers.test_imports import (
+    GOOD,
+    HEADER,
+    SHEET,
+    _excel_workbook,
+    _workbook,
+    run_import,
+    write,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +142,197 @@ def test_a_large_file_checked_in_halves_imports_every_row(tmp_path):
     summary = run_import(write(tmp_path, "\n".join([HEADER, *rows(300)]) + "\n"))
     assert summary["created"] == 300
     assert Customer.objects.count() == 300
+
+
+# -- workbooks ------------------------------------------------------------------
+
+WORKBOOK_HEADER = ["external_id", "first_name", "last_name", "date_of_birth", "national_id"]
+
+
+def people(count: int, *, start: int = 0) -> list[list]:
+    return [
+        [f"W-{i}", "Émile", f"Zoë {i}", datetime.date(1980, 1, 1 + i % 28), 75000 + i]
+        for i in range(start, start + count)
+    ]
+
+
+def write_only_workbook(path, rows: list[list]):
+    """Text as inline strings, as openpyxl's write-only mode and the bench write it."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("people")
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def sheet_changed(path, change):
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    parts[SHEET] = change(parts[SHEET])
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return path
+
+
+def workbook_read(path, *, halves: bool) -> tuple[int | str, str | None]:
+    """(rows, or the refusal; the copy's text, or None without one)."""
+    copy = path.with_name(f"{path.name}.{'halves' if halves else 'turn'}.csv")
+    try:
+        with override_settings(CIM_IMPORT_SPLIT_CHECK_MB=0 if halves else 10_000):
+            counted = workbook_rows_counted(path, copy=copy)
+    except FileRejected as error:
+        counted = str(error)
+    return counted, copy.read_text(encoding="utf-8") if copy.exists() else None
+
+
+@pytest.fixture
+def cells_of_at_most_1000(monkeypatch):
+    # Below Excel's own limit (32,767 characters a cell), which calamine applies.
+    monkeypatch.setattr(reading, "MAX_CELL_CHARS", 1000)
+
+
+@pytest.fixture
+def read_again_in_turn(monkeypatch):
+    """The workbooks read again in turn after an attempt in halves."""
+    again = []
+    open_sheet = reading.open_sheet
+
+    def counted(path, **kwargs):
+        again.append(path)
+        return open_sheet(path, **kwargs)
+
+    monkeypatch.setattr(reading, "open_sheet", counted)
+    return again
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: write_only_workbook(path, [WORKBOOK_HEADER, *people(80)]),
+        # Text in the shared table; dates and numbers as cells.
+        lambda path: _workbook(path, [WORKBOOK_HEADER, *people(80)]),
+        # Rows without a value on both sides of the middle, a row of spaces too.
+        lambda path: _workbook(
+            path,
+            [WORKBOOK_HEADER, *people(40), [], [" ", None], *people(40, start=40), [None, "  "]],
+        ),
+        # Elements named with a namespace prefix.
+        lambda path: _excel_workbook(path, prefix="x"),
+    ],
+)
+def test_a_workbook_read_in_halves_copies_the_rows_read_in_turn(
+    tmp_path, forks, read_again_in_turn, make
+):
+    path = make(tmp_path / "people.xlsx")
+    in_turn = workbook_read(path, halves=False)
+    read_again_in_turn.clear()
+
+    assert workbook_read(path, halves=True) == in_turn
+    assert len(forks) == 1
+    assert read_again_in_turn == []
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # The last column is filled in the first half only: the halves' rows
+        # would not be as wide as the whole sheet's.
+        lambda path: _workbook(
+            path, [WORKBOOK_HEADER, *people(10), *(row[:3] for row in people(200, start=10))]
+        ),
+        # Rows without their numbers: calamine counts them from the top.
+        lambda path: sheet_changed(
+            _workbook(path, [WORKBOOK_HEADER, *people(80)]),
+            lambda xml: re.sub(rb'(<row\b[^>]*?) r="\d+"', rb"\1", xml),
+        ),
+    ],
+)
+def test_a_workbook_whose_halves_would_read_otherwise_is_read_again_in_turn(
+    tmp_path, read_again_in_turn, make
+):
+    path = make(tmp_path / "people.xlsx")
+    in_turn = workbook_read(path, halves=False)
+    read_again_in_turn.clear()
+
+    assert workbook_read(path, halves=True) == in_turn
+    assert read_again_in_turn == [path]
+
+
+@pytest.mark.parametrize(
+    ("make", "read_again"),
+    [
+        # A cell larger than the limit, in the second half, then in the first:
+        # the half that reads it names its row.
+        (
+            lambda path: _workbook(
+                path, [WORKBOOK_HEADER, *people(60), ["W-99", "x" * 2000], *people(5, start=100)]
+            ),
+            False,
+        ),
+        (
+            lambda path: _workbook(
+                path, [WORKBOOK_HEADER, *people(5), ["W-99", "x" * 2000], *people(60, start=100)]
+            ),
+            False,
+        ),
+        # XML that breaks in the second half, and that ends in its middle:
+        # calamine's own words, as it says them of the whole sheet.
+        (
+            lambda path: sheet_changed(
+                _workbook(path, [WORKBOOK_HEADER, *people(80)]),
+                lambda xml: xml.replace(b'r="A70"', b'r="A@@"'),
+            ),
+            True,
+        ),
+        (
+            lambda path: sheet_changed(
+                _workbook(path, [WORKBOOK_HEADER, *people(80)]),
+                lambda xml: xml[: len(xml) // 2],
+            ),
+            True,
+        ),
+    ],
+)
+def test_a_broken_workbook_is_refused_as_reading_in_turn_refuses_it_and_leaves_no_copy(
+    tmp_path, cells_of_at_most_1000, read_again_in_turn, make, read_again
+):
+    path = make(tmp_path / "people.xlsx")
+    refusal, copy = workbook_read(path, halves=False)
+    assert isinstance(refusal, str) and copy is None
+    read_again_in_turn.clear()
+
+    assert workbook_read(path, halves=True) == (refusal, None)
+    assert read_again_in_turn == ([path] if read_again else [])
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+@split_always
+def test_a_workbook_broken_in_its_second_half_changes_nothing_stored(
+    tmp_path, cells_of_at_most_1000
+):
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD]), "first.csv"))
+    before = (Customer.objects.count(), Customer.history.count(), SourceIdentifier.objects.count())
+    broken = _workbook(
+        tmp_path / "broken.xlsx",
+        [WORKBOOK_HEADER, *people(200), ["W-999", "x" * 2000]],
+    )
+    with pytest.raises(CommandError, match="Row 202: a cell is larger"):
+        run_import(broken)
+    after = (Customer.objects.count(), Customer.history.count(), SourceIdentifier.objects.count())
+    assert after == before
+
+
+@split_always
+def test_a_large_workbook_checked_in_halves_imports_every_row(tmp_path, forks):
+    summary = run_import(
+        write_only_workbook(tmp_path / "people.xlsx", [WORKBOOK_HEADER, *people(300)])
+    )
+    assert len(forks) == 1
+    assert summary["created"] == 300
+    assert set(SourceIdentifier.objects.values_list("external_id", flat=True)) == {
+        f"W-{i}" for i in range(300)
+    }
