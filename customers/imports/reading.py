@@ -346,14 +346,12 @@ def _xlsx_cell(value) -> str:
     return str(value)
 
 
-def _calamine_sheet(workbook: Path | io.BytesIO):
+def _calamine_sheet(workbook: Path):
     """The workbook's first sheet, loaded whole by python-calamine."""
     from python_calamine import CalamineWorkbook
 
     try:
-        if isinstance(workbook, Path):
-            return CalamineWorkbook.from_path(str(workbook)).get_sheet_by_index(0)
-        return CalamineWorkbook.from_filelike(workbook).get_sheet_by_index(0)
+        return CalamineWorkbook.from_path(str(workbook)).get_sheet_by_index(0)
     except Exception as error:  # calamine's errors share no base class
         raise XlsxError(str(error)) from None
 
@@ -578,49 +576,44 @@ def _workbook_halves_copied(path: Path, copy: Path) -> int | None:
         second_part.unlink(missing_ok=True)
 
 
-def _workbook_half(path: Path, second: bool) -> io.BytesIO | None:
-    """A workbook in memory with every part of the file but its first sheet's
-    rows, of which it holds those before a row near the middle of the sheet's
-    XML, or (`second`) the rest; None where the sheet's XML is not laid out as
-    a split expects. The row split at carries its number, as calamine would
-    otherwise count the second half's rows from its top."""
+def _workbook_half(path: Path, second: bool, into: Path) -> bool:
+    """Write to `into` a workbook with every part of the file but its first
+    sheet's rows, of which it holds those before a row near the middle of the
+    sheet's XML, or (`second`) the rest; False where the sheet's XML is not
+    laid out as a split expects. The row split at carries its number, as
+    calamine would otherwise count the second half's rows from its top."""
     with zipfile.ZipFile(path) as archive:
         try:
             sheet_path = first_sheet(archive)
         except XlsxError:
-            return None
+            return False
         xml = archive.read(sheet_path)
-        others = [
-            (info.filename, archive.read(info))
-            for info in archive.infolist()
-            if info.filename != sheet_path
-        ]
-    opened = _SHEET_DATA_OPENED.search(xml)
-    tag = (opened.group(1) or b"") if opened else b""
-    closed = xml.rfind(b"</" + tag + b"sheetData>") if opened else -1
-    if closed < 0:
-        return None
-    # XML text holds no "<": this is a row's tag.
-    row = re.compile(rb"<" + re.escape(tag) + rb"row\b[^>]*?\br=\"\d+\"").search(
-        xml, (opened.end() + closed) // 2, closed
-    )
-    if row is None:
-        return None
-    sheet = memoryview(xml)
-    if second:
-        pieces = (sheet[: opened.end()], sheet[row.start() :])
-    else:
-        pieces = (sheet[: row.start()], sheet[closed:])
-    buffer = io.BytesIO()
-    # Stored, not compressed: calamine reads it at once, from memory.
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as halved:
-        for name, data in others:
-            halved.writestr(name, data)
-        with halved.open(sheet_path, "w") as part:
-            for piece in pieces:
-                part.write(piece)
-    buffer.seek(0)
-    return buffer
+        opened = _SHEET_DATA_OPENED.search(xml)
+        tag = (opened.group(1) or b"") if opened else b""
+        closed = xml.rfind(b"</" + tag + b"sheetData>") if opened else -1
+        if closed < 0:
+            return False
+        # XML text holds no "<": this is a row's tag.
+        row = re.compile(rb"<" + re.escape(tag) + rb"row\b[^>]*?\br=\"\d+\"").search(
+            xml, (opened.end() + closed) // 2, closed
+        )
+        if row is None:
+            return False
+        sheet = memoryview(xml)
+        if second:
+            pieces = (sheet[: opened.end()], sheet[row.start() :])
+        else:
+            pieces = (sheet[: row.start()], sheet[closed:])
+        # Stored, not compressed, and on disk rather than in memory: the
+        # sheet's XML is let go before calamine loads the half.
+        with zipfile.ZipFile(into, "w", zipfile.ZIP_STORED) as halved:
+            for info in archive.infolist():
+                if info.filename != sheet_path:
+                    halved.writestr(info.filename, archive.read(info))
+            with halved.open(sheet_path, "w") as part:
+                for piece in pieces:
+                    part.write(piece)
+    return True
 
 
 def _half_copied(path: Path, part: Path, second: bool) -> dict:
@@ -630,14 +623,15 @@ def _half_copied(path: Path, part: Path, second: bool) -> dict:
     reading the second half returns, as JSON: rows: the rows written; columns:
     the sheet's first and last column; refused: why a row was refused; broken:
     the half could not be cut, or calamine could not read it."""
-    workbook = _workbook_half(path, second)
-    if workbook is None:
-        return {"broken": True}
+    workbook = part.with_name(f"{part.name}.xlsx")
     try:
+        if not _workbook_half(path, second, workbook):
+            return {"broken": True}
         sheet = _calamine_sheet(workbook)
     except XlsxError:
         return {"broken": True}
-    del workbook
+    finally:
+        workbook.unlink(missing_ok=True)
     start, end = sheet.start, sheet.end
     outcome = {
         "rows": 0,
