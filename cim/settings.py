@@ -284,8 +284,9 @@ CIM_IMPORT_MAX_MB = int(os.environ.get("CIM_IMPORT_MAX_MB", "200"))
 # An XLSX sheet whose XML is larger is read as a stream (constant memory, about
 # 20,000 rows/s) rather than whole into memory (1.7x the XML, about 60,000 rows/s).
 CIM_IMPORT_XLSX_IN_MEMORY_MB = int(os.environ.get("CIM_IMPORT_XLSX_IN_MEMORY_MB", "100"))
-# A CSV file at least this large is checked in two halves at once, before an
-# import writes anything (customers/imports/reading.py: csv_rows_counted).
+# A CSV file, or a workbook's sheet XML, at least this large is checked in two
+# halves at once, before an import writes anything
+# (customers/imports/reading.py: csv_rows_counted, workbook_rows_counted).
 CIM_IMPORT_SPLIT_CHECK_MB = float(os.environ.get("CIM_IMPORT_SPLIT_CHECK_MB", "16"))
 # Rows per committed chunk (the most a crash can make an import redo): a
 # tenth of the file, from CIM_IMPORT_CHUNK_ROWS up to CIM_IMPORT_CHUNK_ROWS_MAX.
