@@ -572,8 +572,9 @@ def _workbook_halves_copied(path: Path, copy: Path) -> int | None:
         partial.replace(copy)
         return first["rows"] + outcome["rows"]
     finally:
-        partial.unlink(missing_ok=True)
-        second_part.unlink(missing_ok=True)
+        # With the second half's workbook, should its process have been stopped.
+        for left in (partial, second_part, _half_workbook_path(second_part)):
+            left.unlink(missing_ok=True)
 
 
 def _workbook_half(path: Path, second: bool, into: Path) -> bool:
@@ -616,6 +617,10 @@ def _workbook_half(path: Path, second: bool, into: Path) -> bool:
     return True
 
 
+def _half_workbook_path(part: Path) -> Path:
+    return part.with_name(f"{part.name}.xlsx")
+
+
 def _half_copied(path: Path, part: Path, second: bool) -> dict:
     """Read one half of a workbook (_workbook_half) and write its rows to
     `part` as _rows_copied writes them: with the copy's stamp and the header
@@ -623,7 +628,7 @@ def _half_copied(path: Path, part: Path, second: bool) -> dict:
     reading the second half returns, as JSON: rows: the rows written; columns:
     the sheet's first and last column; refused: why a row was refused; broken:
     the half could not be cut, or calamine could not read it."""
-    workbook = part.with_name(f"{part.name}.xlsx")
+    workbook = _half_workbook_path(part)
     try:
         if not _workbook_half(path, second, workbook):
             return {"broken": True}

@@ -336,3 +336,17 @@ def test_a_large_workbook_checked_in_halves_imports_every_row(tmp_path, forks):
     assert set(SourceIdentifier.objects.values_list("external_id", flat=True)) == {
         f"W-{i}" for i in range(300)
     }
+
+
+def test_a_workbook_whose_second_process_fails_is_read_in_turn(
+    tmp_path, monkeypatch, read_again_in_turn
+):
+    path = write_only_workbook(tmp_path / "people.xlsx", [WORKBOOK_HEADER, *people(80)])
+    in_turn = workbook_read(path, halves=False)
+    read_again_in_turn.clear()
+    # The process for the second half ends without an answer (killed, out of memory).
+    monkeypatch.setattr(reading, "in_forked_process", lambda *args: lambda **kwargs: None)
+
+    assert workbook_read(path, halves=True) == in_turn
+    assert read_again_in_turn == [path]
+    assert not list(tmp_path.glob("*.partial*"))
