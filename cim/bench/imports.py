@@ -27,8 +27,9 @@ dates; and --invalid-share of rows broken in varied ways: bad email,
   processes (pg_cpu_us_per_row: right on an otherwise idle server); reimport_
   for the re-import;
 - the process's peak memory (ru_maxrss, MB): after the CSV imports (peak_csv_mb)
-  and at the end (peak_mb), and the largest of the worker processes
-  (peak_workers_mb).
+  and at the end (peak_mb), and the largest of its child processes
+  (peak_workers_mb): the writing processes, and those that read the second
+  half of a file for its check.
 
 The pipeline validates and writes chunks in --workers forked processes (default
 CIM_IMPORT_WORKERS, as the import worker runs it), each on its own connection,
@@ -275,7 +276,7 @@ def _run(
     figures["peak_workers_mb"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
     log(
         f"peak memory (ru_maxrss): {figures['peak_mb']} MB, "
-        f"workers {figures['peak_workers_mb']} MB each at most"
+        f"child processes {figures['peak_workers_mb']} MB each at most"
     )
     figures["targets_missed"] = _targets_missed(figures)
     return figures
