@@ -49,6 +49,8 @@ ROW_UNREADABLE = "Row {row}: {reason}."
 ROWS_COPY_MARK = "cim-rows-copy-1"
 # Where a sheet's rows begin, with the namespace prefix some writers give tags.
 _SHEET_DATA_OPENED = re.compile(rb"<([A-Za-z_][\w.-]*:)?sheetData>")
+# A sheet's XML is cut in halves this many bytes at a time.
+_SPLIT_BLOCK = 1 << 20
 
 
 class FileRejected(Exception):
@@ -581,39 +583,73 @@ def _workbook_half(path: Path, second: bool, into: Path) -> bool:
     """Write to `into` a workbook with every part of the file but its first
     sheet's rows, of which it holds those before a row near the middle of the
     sheet's XML, or (`second`) the rest; False where the sheet's XML is not
-    laid out as a split expects. The row split at carries its number, as
-    calamine would otherwise count the second half's rows from its top."""
+    laid out as a split expects. Stored, not compressed, on disk: calamine
+    loads it from there at once."""
     with zipfile.ZipFile(path) as archive:
         try:
             sheet_path = first_sheet(archive)
         except XlsxError:
             return False
-        xml = archive.read(sheet_path)
-        opened = _SHEET_DATA_OPENED.search(xml)
-        tag = (opened.group(1) or b"") if opened else b""
-        closed = xml.rfind(b"</" + tag + b"sheetData>") if opened else -1
-        if closed < 0:
-            return False
-        # XML text holds no "<": this is a row's tag.
-        row = re.compile(rb"<" + re.escape(tag) + rb"row\b[^>]*?\br=\"\d+\"").search(
-            xml, (opened.end() + closed) // 2, closed
-        )
-        if row is None:
-            return False
-        sheet = memoryview(xml)
-        if second:
-            pieces = (sheet[: opened.end()], sheet[row.start() :])
-        else:
-            pieces = (sheet[: row.start()], sheet[closed:])
-        # Stored, not compressed, and on disk rather than in memory: the
-        # sheet's XML is let go before calamine loads the half.
+        size = archive.getinfo(sheet_path).file_size
         with zipfile.ZipFile(into, "w", zipfile.ZIP_STORED) as halved:
             for info in archive.infolist():
                 if info.filename != sheet_path:
                     halved.writestr(info.filename, archive.read(info))
-            with halved.open(sheet_path, "w") as part:
-                for piece in pieces:
-                    part.write(piece)
+            with archive.open(sheet_path) as xml, halved.open(sheet_path, "w") as part:
+                return _sheet_half_written(xml, part, size, second)
+
+
+def _sheet_half_written(xml, out, size: int, second: bool) -> bool:
+    """Write one half of a sheet's XML, `size` bytes read from `xml`, to `out`
+    (see _workbook_half), a few blocks of it in memory at a time; False where
+    it is not laid out as a split expects. The row split at carries its number,
+    as calamine would otherwise count the second half's rows from its top."""
+    blocks = iter(lambda: xml.read(_SPLIT_BLOCK), b"")
+    text, opened = b"", None
+    for block in blocks:
+        text += block
+        opened = _SHEET_DATA_OPENED.search(text)
+        if opened is not None:
+            break
+    if opened is None:
+        return False
+    tag = opened.group(1) or b""
+    closing = b"</" + tag + b"sheetData>"
+    # XML text holds no "<": this is a row's tag.
+    numbered_row = re.compile(rb"<" + re.escape(tag) + rb"row\b[^>]*?\br=\"\d+\"")
+    out.write(text[: opened.end()])
+    text, at = text[opened.end() :], opened.end()  # at: where text begins in the XML
+    middle = (at + size) // 2
+    # The rows before the middle: the first half's; the second leaves them out.
+    while True:
+        row = numbered_row.search(text, max(0, middle - at))
+        ends = text.find(closing)
+        if ends >= 0 and (row is None or ends < row.start()):
+            return False  # the rows end before the middle
+        if row is not None:
+            break
+        block = next(blocks, None)
+        if block is None:
+            return False
+        # Passed on: what lies before the middle, where no row is split at.
+        done = min(len(text), max(0, middle - at))
+        if not second:
+            out.write(text[:done])
+        text, at = text[done:] + block, at + done
+    if second:
+        out.write(text[row.start() :])
+    else:
+        out.write(text[: row.start()])
+        # After the rows, only what closes the sheet.
+        text = text[row.start() :]
+        while (ends := text.find(closing)) < 0:
+            block = next(blocks, None)
+            if block is None:
+                return False
+            text = text[-len(closing) :] + block
+        out.write(text[ends:])
+    for block in blocks:
+        out.write(block)
     return True
 
 
