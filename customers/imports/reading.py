@@ -515,9 +515,10 @@ def workbook_rows_counted(path: Path, *, copy: Path) -> int:
     A sheet whose XML is CIM_IMPORT_SPLIT_CHECK_MB or more (and small enough to
     be loaded whole) is read in two halves at once, the second in a forked
     process, as a large CSV is: calamine loads a sheet on one core, and this
-    check comes before an import writes anything (a 100k-row sheet: 1.1 s of
-    its 1.6). Each half is a workbook of its own, the file's parts with the
-    sheet's rows up to a row near the middle of its XML, or from it on. Where
+    check comes before an import writes anything (a 100k-row sheet: 0.95 s
+    and 149 MB at most, against 1.6 s and 213 MB). Each half is a workbook of
+    its own on disk, the file's parts with the sheet's rows up to a row near
+    the middle of its XML, or from it on. Where
     the halves would not give what the whole sheet gives (calamine cannot read
     one, their columns differ, the rows carry no numbers), the sheet is read
     in turn.
@@ -595,7 +596,10 @@ def _workbook_half(path: Path, second: bool, into: Path) -> bool:
             for info in archive.infolist():
                 if info.filename != sheet_path:
                     halved.writestr(info.filename, archive.read(info))
-            with archive.open(sheet_path) as xml, halved.open(sheet_path, "w") as part:
+            with (
+                archive.open(sheet_path) as xml,
+                halved.open(sheet_path, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as part,
+            ):
                 return _sheet_half_written(xml, part, size, second)
 
 
