@@ -5,7 +5,6 @@ refusal names are those of reading it from start to end."""
 
 import datetime
 import re
-import zipfile
 
 import pytest
 from django.core.management.base import CommandError
@@ -23,6 +22,7 @@ from tests.customers.test_imports import (
     GOOD,
     HEADER,
     SHEET,
+    _part_changed,
     _workbook,
     run_import,
     write,
@@ -168,13 +168,7 @@ def write_only_workbook(path, rows: list[list]):
 
 
 def sheet_changed(path, change):
-    with zipfile.ZipFile(path) as source:
-        parts = {name: source.read(name) for name in source.namelist()}
-    parts[SHEET] = change(parts[SHEET])
-    with zipfile.ZipFile(path, "w") as target:
-        for name, data in parts.items():
-            target.writestr(name, data)
-    return path
+    return _part_changed(path, SHEET, change)
 
 
 def workbook_read(path, *, halves: bool) -> tuple[int | str, str | None]:

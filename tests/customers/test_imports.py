@@ -677,8 +677,8 @@ def test_a_rejected_file_gets_a_clear_message_and_changes_nothing(tmp_path, make
     )
 
 
-def _xlsx_changed(path: Path, part: str, change) -> Path:
-    _workbook(path, [["external_id", "first_name", "last_name"], ["C-1", "Ann", "Lee"]])
+def _part_changed(path: Path, part: str, change) -> Path:
+    """The workbook at `path` with its `part` replaced by change(part)."""
     with zipfile.ZipFile(path) as source:
         parts = {name: source.read(name) for name in source.namelist()}
     parts[part] = change(parts[part])
@@ -686,6 +686,11 @@ def _xlsx_changed(path: Path, part: str, change) -> Path:
         for name, data in parts.items():
             target.writestr(name, data)
     return path
+
+
+def _xlsx_changed(path: Path, part: str, change) -> Path:
+    _workbook(path, [["external_id", "first_name", "last_name"], ["C-1", "Ann", "Lee"]])
+    return _part_changed(path, part, change)
 
 
 def _without_declaration(xml: bytes) -> bytes:
