@@ -512,16 +512,16 @@ def workbook_rows_counted(path: Path, *, copy: Path) -> int:
     read and copied to `copy` for the run: FileRejected names the first row
     that cannot be read, as reading the rows in turn would.
 
-    A sheet whose XML is CIM_IMPORT_SPLIT_CHECK_MB or more (and small enough to
-    be loaded whole) is read in two halves at once, the second in a forked
-    process, as a large CSV is: calamine loads a sheet on one core, and this
-    check comes before an import writes anything (a 100k-row sheet: 0.95 s
-    and 149 MB at most, against 1.6 s and 213 MB). Each half is a workbook of
-    its own on disk, the file's parts with the sheet's rows up to a row near
-    the middle of its XML, or from it on. Where
-    the halves would not give what the whole sheet gives (calamine cannot read
-    one, their columns differ, the rows carry no numbers), the sheet is read
-    in turn.
+    A sheet whose XML is CIM_IMPORT_SPLIT_CHECK_MB or more is read in two
+    halves at once, the second in a forked process, as a large CSV is: this
+    check comes before an import writes anything, and calamine loads a sheet
+    on one core (a 100k-row sheet: 0.95 s and 149 MB at most, against 1.6 s
+    and 213 MB), as the streaming reader reads one (xlsx.py), for a sheet too
+    large to load. Each half is a workbook of its own on disk, the file's parts
+    with the sheet's rows up to a row near the middle of its XML, or from it
+    on. Where the halves would not give what the whole sheet gives (a half is
+    refused by its reader, their columns differ, the rows carry no numbers),
+    the sheet is read in turn.
     """
     kept = _open_rows_copy(copy, path)
     if kept is None:
@@ -539,18 +539,19 @@ def _workbook_halves_copied(path: Path, copy: Path) -> int | None:
         size = sheet_size(path)
     except XlsxError:
         return None
-    in_memory = int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
-    if not float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20 <= size <= in_memory:
+    if size < float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20:
         return None
+    # Read as reading in turn reads it: loaded by calamine, or streamed.
+    streamed = size > int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
     partial = copy.with_name(f"{copy.name}.{os.getpid()}.{threading.get_ident()}.partial")
     second_part = partial.with_name(f"{partial.name}-second")
     copy.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Each process cuts its own half from the file: the sheet's XML is
         # inflated in both at once (0.2 s for a 100k-row sheet).
-        second = in_forked_process(_half_copied, path, second_part, True)
+        second = in_forked_process(_half_copied, path, second_part, True, streamed)
         try:
-            first = _half_copied(path, partial, False)
+            first = _half_copied(path, partial, False, streamed)
         except BaseException:
             second(cancel=True)
             raise
@@ -661,44 +662,51 @@ def _half_workbook_path(part: Path) -> Path:
     return part.with_name(f"{part.name}.xlsx")
 
 
-def _half_copied(path: Path, part: Path, second: bool) -> dict:
+def _half_copied(path: Path, part: Path, second: bool, streamed: bool = False) -> dict:
     """Read one half of a workbook (_workbook_half) and write its rows to
     `part` as _rows_copied writes them: with the copy's stamp and the header
-    first for the first half, its rows only for the second. What a process
-    reading the second half returns, as JSON: rows: the rows written; columns:
-    the sheet's first and last column; refused: why a row was refused; broken:
-    the half could not be cut, or calamine could not read it."""
+    first for the first half, its rows only for the second. `streamed`: read
+    by this module's streaming reader (xlsx.py), as a sheet too large to load
+    is read in turn. What a process reading the second half returns, as JSON:
+    rows: the rows written; columns: the sheet's first and last column (loaded
+    by calamine); refused: why a row was refused; broken: the half could not
+    be cut, or its reader refused it."""
     workbook = _half_workbook_path(part)
+    outcome = {"rows": 0, "columns": None, "refused": None, "broken": True}
+    rows: Iterator[tuple[int, list[str]]] = iter(())
     try:
         if not _workbook_half(path, second, workbook):
-            return {"broken": True}
-        sheet = _calamine_sheet(workbook)
+            return outcome
+        if streamed:
+            # Each row numbered and as wide as its own cells: the halves' rows
+            # are those of the whole sheet.
+            rows = xlsx_rows(workbook)
+        else:
+            sheet = _calamine_sheet(workbook)
+            start, end = sheet.start, sheet.end
+            outcome["columns"] = [start[1], end[1]] if start and end else None
+            rows = _sheet_rows(sheet, (start or (0,))[0] if second else 0)
+        with part.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            if not second:
+                _, headers = next(rows, (0, None))
+                if headers is None:
+                    raise FileRejected(FILE_NO_HEADER)
+                writer.writerow(_copy_stamp(path))
+                writer.writerow(["", *headers_checked(headers)])
+            try:
+                for number, cells in _data_rows(rows):
+                    writer.writerow([number, *cells])
+                    outcome["rows"] += 1
+            except FileRejected as error:
+                outcome["refused"] = str(error)
     except XlsxError:
-        return {"broken": True}
+        return outcome
     finally:
+        if hasattr(rows, "close"):
+            rows.close()  # the streaming reader's hold on the half's file
         workbook.unlink(missing_ok=True)
-    start, end = sheet.start, sheet.end
-    outcome = {
-        "rows": 0,
-        "columns": [start[1], end[1]] if start and end else None,
-        "refused": None,
-        "broken": False,
-    }
-    rows = _sheet_rows(sheet, (start or (0,))[0] if second else 0)
-    with part.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        if not second:
-            _, headers = next(rows, (0, None))
-            if headers is None:
-                raise FileRejected(FILE_NO_HEADER)
-            writer.writerow(_copy_stamp(path))
-            writer.writerow(["", *headers_checked(headers)])
-        try:
-            for number, cells in _data_rows(rows):
-                writer.writerow([number, *cells])
-                outcome["rows"] += 1
-        except FileRejected as error:
-            outcome["refused"] = str(error)
+    outcome["broken"] = False
     return outcome
 
 

@@ -171,11 +171,15 @@ def sheet_changed(path, change):
     return _part_changed(path, SHEET, change)
 
 
-def workbook_read(path, *, halves: bool) -> tuple[int | str, str | None]:
-    """(rows, or the refusal; the copy's text, or None without one)."""
+def workbook_read(path, *, halves: bool, streamed: bool = False) -> tuple[int | str, str | None]:
+    """(rows, or the refusal; the copy's text, or None without one). `streamed`:
+    the sheet read as one too large to load is read."""
     copy = path.with_name(f"{path.name}.{'halves' if halves else 'turn'}.csv")
     try:
-        with override_settings(CIM_IMPORT_SPLIT_CHECK_MB=0 if halves else 10_000):
+        with override_settings(
+            CIM_IMPORT_SPLIT_CHECK_MB=0 if halves else 10_000,
+            CIM_IMPORT_XLSX_IN_MEMORY_MB=0 if streamed else 100,
+        ):
             counted = workbook_rows_counted(path, copy=copy)
     except FileRejected as error:
         counted = str(error)
@@ -222,17 +226,19 @@ def read_again_in_turn(monkeypatch):
         ),
     ],
 )
-@pytest.mark.parametrize("block", [reading._SPLIT_BLOCK, 64])
+@pytest.mark.parametrize(
+    ("block", "streamed"), [(reading._SPLIT_BLOCK, False), (64, False), (64, True)]
+)
 def test_a_workbook_read_in_halves_copies_the_rows_read_in_turn(
-    tmp_path, monkeypatch, forks, read_again_in_turn, make, block
+    tmp_path, monkeypatch, forks, read_again_in_turn, make, block, streamed
 ):
     path = make(tmp_path / "people.xlsx")
-    in_turn = workbook_read(path, halves=False)
+    in_turn = workbook_read(path, halves=False, streamed=streamed)
     read_again_in_turn.clear()
     # The sheet's XML cut in blocks that end inside tags, too.
     monkeypatch.setattr(reading, "_SPLIT_BLOCK", block)
 
-    assert workbook_read(path, halves=True) == in_turn
+    assert workbook_read(path, halves=True, streamed=streamed) == in_turn
     assert len(forks) == 1
     assert read_again_in_turn == []
 
@@ -285,7 +291,7 @@ def test_a_workbook_whose_halves_would_read_otherwise_is_read_again_in_turn(
         (
             lambda path: sheet_changed(
                 _workbook(path, [WORKBOOK_HEADER, *people(80)]),
-                lambda xml: xml.replace(b'r="A70"', b'r="A@@"'),
+                lambda xml: xml.replace(b'<c r="A70"', b'<c r="A70"><c'),
             ),
             True,
         ),
@@ -298,15 +304,16 @@ def test_a_workbook_whose_halves_would_read_otherwise_is_read_again_in_turn(
         ),
     ],
 )
+@pytest.mark.parametrize("streamed", [False, True])
 def test_a_broken_workbook_is_refused_as_reading_in_turn_refuses_it_and_leaves_no_copy(
-    tmp_path, cells_of_at_most_1000, read_again_in_turn, make, read_again
+    tmp_path, cells_of_at_most_1000, read_again_in_turn, make, read_again, streamed
 ):
     path = make(tmp_path / "people.xlsx")
-    refusal, copy = workbook_read(path, halves=False)
+    refusal, copy = workbook_read(path, halves=False, streamed=streamed)
     assert isinstance(refusal, str) and copy is None
     read_again_in_turn.clear()
 
-    assert workbook_read(path, halves=True) == (refusal, None)
+    assert workbook_read(path, halves=True, streamed=streamed) == (refusal, None)
     assert read_again_in_turn == ([path] if read_again else [])
     assert not list(tmp_path.glob("*.partial*"))
 
