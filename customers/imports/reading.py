@@ -53,6 +53,16 @@ _SHEET_DATA_OPENED = re.compile(rb"<([A-Za-z_][\w.-]*:)?sheetData>")
 _SPLIT_BLOCK = 1 << 20
 
 
+def _split_check_bytes() -> float:
+    """From this size on, a CSV file or a workbook's sheet XML is checked in halves."""
+    return float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20
+
+
+def _streamed(sheet_bytes: int) -> bool:
+    """Whether a sheet of this much XML is streamed rather than loaded (open_xlsx)."""
+    return sheet_bytes > int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
+
+
 class FileRejected(Exception):
     """The whole file is refused; nothing is imported."""
 
@@ -218,9 +228,9 @@ def csv_rows_counted(path: Path) -> int:
     """
     sheet, rows = open_csv(path)
     size = path.stat().st_size
-    limit = float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20
     second_encoding = SPLITTABLE_ENCODINGS.get(sheet.encoding)
-    middle = _row_start_after(path, size // 2, size) if second_encoding and size >= limit else None
+    splits = second_encoding and size >= _split_check_bytes()
+    middle = _row_start_after(path, size // 2, size) if splits else None
     if middle is None:
         return sum(1 for _ in rows)
     rows.close()
@@ -395,9 +405,8 @@ def open_xlsx(path: Path, *, stream: bool = False) -> tuple[Sheet, Iterator[tupl
     XML is larger than CIM_IMPORT_XLSX_IN_MEMORY_MB streams instead, at about
     a third of the speed, in constant memory (customers/imports/xlsx.py)."""
     check_xlsx(path)
-    limit = int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
     try:
-        streamed = stream or sheet_size(path) > limit
+        streamed = stream or _streamed(sheet_size(path))
     except XlsxError:
         # Parts where this reader does not look for them: calamine reads what
         # it finds, and refuses what is broken.
@@ -452,6 +461,13 @@ def open_sheet(
     return sheet, rows
 
 
+def _copy_heading(writer, source: Path, headers: list[str]) -> None:
+    """A rows copy's first two rows: its stamp, then the headers; each row
+    after them is the row's number, then its cells."""
+    writer.writerow(_copy_stamp(source))
+    writer.writerow(["", *headers])
+
+
 def _copy_stamp(source: Path) -> list[str]:
     """The first row of a copy: which file, at which size and time, it copies."""
     stat = source.stat()
@@ -471,8 +487,7 @@ def _rows_copied(
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(_copy_stamp(source))
-            writer.writerow(["", *headers])
+            _copy_heading(writer, source, headers)
             for number, cells in rows:
                 writer.writerow([number, *cells])
                 yield number, cells
@@ -539,10 +554,10 @@ def _workbook_halves_copied(path: Path, copy: Path) -> int | None:
         size = sheet_size(path)
     except XlsxError:
         return None
-    if size < float(settings.CIM_IMPORT_SPLIT_CHECK_MB) * 2**20:
+    if size < _split_check_bytes():
         return None
     # Read as reading in turn reads it: loaded by calamine, or streamed.
-    streamed = size > int(getattr(settings, "CIM_IMPORT_XLSX_IN_MEMORY_MB", 100)) * 2**20
+    streamed = _streamed(size)
     partial = copy.with_name(f"{copy.name}.{os.getpid()}.{threading.get_ident()}.partial")
     second_part = partial.with_name(f"{partial.name}-second")
     copy.parent.mkdir(parents=True, exist_ok=True)
@@ -662,7 +677,7 @@ def _half_workbook_path(part: Path) -> Path:
     return part.with_name(f"{part.name}.xlsx")
 
 
-def _half_copied(path: Path, part: Path, second: bool, streamed: bool = False) -> dict:
+def _half_copied(path: Path, part: Path, second: bool, streamed: bool) -> dict:
     """Read one half of a workbook (_workbook_half) and write its rows to
     `part` as _rows_copied writes them: with the copy's stamp and the header
     first for the first half, its rows only for the second. `streamed`: read
@@ -692,8 +707,7 @@ def _half_copied(path: Path, part: Path, second: bool, streamed: bool = False) -
                 _, headers = next(rows, (0, None))
                 if headers is None:
                     raise FileRejected(FILE_NO_HEADER)
-                writer.writerow(_copy_stamp(path))
-                writer.writerow(["", *headers_checked(headers)])
+                _copy_heading(writer, path, headers_checked(headers))
             try:
                 for number, cells in _data_rows(rows):
                     writer.writerow([number, *cells])
