@@ -6,7 +6,7 @@ import writes keep none: migration 0005 dropped the last of them.
 """
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from customers.models import (
     Customer,
@@ -84,3 +84,24 @@ def test_phone_numbers_and_sources_have_no_pattern_index():
     # Numbers and sources are looked up by their exact value only.
     names = [*_indexes(PhoneNumber._meta.db_table), *_indexes(SourceIdentifier._meta.db_table)]
     assert [name for name in names if name.endswith("_like")] == []
+
+
+@pytest.mark.django_db
+def test_a_source_identifier_is_found_by_its_id_alone_or_with_its_source_through_one_index(
+    customer,
+):
+    indexed = {
+        name: tuple(info["columns"])
+        for name, info in _indexes(SourceIdentifier._meta.db_table).items()
+        if (info["index"] or info["unique"]) and not info["primary_key"]
+    }
+    # One B-tree an imported identifier is written to, led by the column both lookups give.
+    assert indexed["source_external_id_unique"] == ("external_id", "source")
+    assert [name for name, cols in indexed.items() if "external_id" in cols] == [
+        "source_external_id_unique"
+    ]
+    SourceIdentifier.objects.create(customer=customer, source="crm", external_id="C-1")
+    SourceIdentifier.objects.create(customer=customer, source="billing", external_id="C-1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SourceIdentifier.objects.create(customer=customer, source="crm", external_id="C-1")
+    assert SourceIdentifier.objects.filter(external_id="C-1").count() == 2
