@@ -726,10 +726,12 @@ def _half_copied(path: Path, part: Path, second: bool, streamed: bool) -> dict:
 
 def sniff_headers(path: Path) -> Sheet:
     """The file's headers, reading as little of it as it can: a workbook's sheet
-    is streamed to its first row rather than loaded whole (a 100k-row sheet:
-    0.2 s and 4 MB against 1.9 s and 127 MB), as this runs in the upload's
-    request. What is broken further on is refused when the file is read whole
-    (the preview, or the command's check), before anything is written."""
+    is streamed to its first row rather than loaded whole, and its shared
+    strings parsed only as far as that row needs (a 100k-row sheet: 2 to 6 ms,
+    against 1.2 s with 460k shared strings read first, and 1.9 s and 127 MB
+    loaded), as this runs in the upload's request. What is broken further on
+    is refused when the file is read whole (the preview, or the command's
+    check), before anything is written."""
     if path.suffix.lower() == ".xlsx":
         sheet, rows = open_xlsx(path, stream=True)
     else:

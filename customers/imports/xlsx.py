@@ -37,6 +37,10 @@ _FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]')
 _DATE_PARTS = re.compile(r"[dmyhs]", re.IGNORECASE)
 _COLUMN = re.compile(r"[A-Z]+")
 BLOCK_BYTES = 1 << 20
+# A part's first block: the upload reads a sheet only to its header row, and
+# expat calls a handler for every element of a block (1 MB of a sheet: about
+# 1,300 rows, 0.07 s); blocks double from here up to BLOCK_BYTES.
+FIRST_BLOCK_BYTES = 1 << 14
 LOCAL_NAMES_KEPT = 256
 EPOCH_1900 = datetime.datetime(1899, 12, 30)  # Excel's day 0, past its 1900 leap-year bug
 EPOCH_1904 = datetime.datetime(1904, 1, 1)
@@ -63,6 +67,45 @@ class CompactStrings:
 
     def __len__(self) -> int:
         return len(self.starts) - 1
+
+
+class SharedStrings(CompactStrings):
+    """The shared strings, parsed from their part only as far as the cells read
+    need them (`blocks` advances the parse by a block): Excel numbers them in
+    the order it first meets them, so a header row needs the first few. Read
+    whole beforehand, a 100k-row workbook's 460k strings kept the upload's
+    request 1.2 s reading its headers; a million rows would keep it 12 s."""
+
+    def __init__(self, blocks: Iterator[None] | None = None) -> None:
+        super().__init__()
+        self.blocks = blocks
+
+    def __getitem__(self, index: int) -> str:
+        # The base class's lookup written out: this runs for every text cell.
+        try:
+            return self.text[self.starts[index] : self.starts[index + 1]].decode()
+        except IndexError:
+            while index >= len(self) and self.blocks is not None:
+                self._advance()
+            return super().__getitem__(index)
+
+    def _advance(self) -> None:
+        if next(self.blocks, _PARSED) is _PARSED:
+            self.blocks = None
+
+    def finish(self) -> None:
+        """Parse the rest: a part broken past the strings the cells used is
+        refused all the same when the whole sheet is read."""
+        while self.blocks is not None:
+            self._advance()
+
+    def close(self) -> None:
+        if self.blocks is not None:
+            self.blocks.close()
+            self.blocks = None
+
+
+_PARSED = object()
 
 
 def _parts(archive: zipfile.ZipFile) -> tuple[str, str | None, str | None, bool]:
@@ -107,9 +150,11 @@ def _expat(start, end, text):
 
 def _feed(part, parser) -> Iterator[None]:
     """Parse the part in blocks, pausing after each."""
-    while block := part.read(BLOCK_BYTES):
+    size = FIRST_BLOCK_BYTES
+    while block := part.read(size):
         parser.Parse(block, False)
         yield
+        size = min(2 * size, BLOCK_BYTES)
     parser.Parse(b"", True)
     yield
 
@@ -170,15 +215,21 @@ class _TextCollector:
         pass
 
 
-def _shared_strings(archive: zipfile.ZipFile, path: str | None) -> CompactStrings:
-    strings = CompactStrings()
+def _shared_strings(archive: zipfile.ZipFile, path: str | None) -> SharedStrings:
+    """The workbook's shared strings, parsed as the cells read need them."""
     if path is None or path not in archive.NameToInfo:
-        return strings
+        return SharedStrings()
+    strings = SharedStrings()
+    strings.blocks = _shared_string_blocks(archive, path, strings)
+    return strings
+
+
+def _shared_string_blocks(
+    archive: zipfile.ZipFile, path: str, strings: SharedStrings
+) -> Iterator[None]:
     collector = _TextCollector("si", strings.append)
     with archive.open(path) as part:
-        for _ in _feed(part, _expat(collector.start, collector.end, collector.text)):
-            pass
-    return strings
+        yield from _feed(part, _expat(collector.start, collector.end, collector.text))
 
 
 def _date_styles(archive: zipfile.ZipFile, path: str | None) -> frozenset[int]:
@@ -251,7 +302,7 @@ class _SheetRows(_TextCollector):
     handlers, written out for the sheet's few elements: a sheet has tens of
     them a row (measured: 33 against 43 us a row read)."""
 
-    def __init__(self, strings: CompactStrings, date_styles: frozenset[int], epoch) -> None:
+    def __init__(self, strings: SharedStrings, date_styles: frozenset[int], epoch) -> None:
         super().__init__("c", None, tags=("v", "t"))
         self.strings, self.date_styles, self.epoch = strings, date_styles, epoch
         self.ready: list[tuple[int, list[str]]] = []
@@ -319,9 +370,13 @@ def xlsx_rows(path) -> Iterator[tuple[int, list[str]]]:
             strings = _shared_strings(archive, strings_path)
             date_styles = _date_styles(archive, styles_path)
             sheet = _SheetRows(strings, date_styles, EPOCH_1904 if date1904 else EPOCH_1900)
-            with archive.open(sheet_path) as part:
-                for _ in _feed(part, _expat(sheet.start, sheet.end, sheet.text)):
-                    yield from sheet.ready
-                    sheet.ready.clear()
+            try:
+                with archive.open(sheet_path) as part:
+                    for _ in _feed(part, _expat(sheet.start, sheet.end, sheet.text)):
+                        yield from sheet.ready
+                        sheet.ready.clear()
+                strings.finish()
+            finally:
+                strings.close()
         except (KeyError, ValueError, IndexError, expat.ExpatError, ElementTree.ParseError) as e:
             raise XlsxError(str(e)) from None

@@ -492,6 +492,54 @@ def test_shared_strings_as_excel_writes_them_stream_as_they_load(tmp_path, setti
     assert (streamed[0].headers, list(streamed[1])) == loaded == EXCEL_ROWS
 
 
+def _many_shared_strings(sst: bytes, count: int = 5000, tail: bytes = b"") -> bytes:
+    """The shared strings with `count` more after them (90 kB), then `tail`."""
+    more = b"".join(b"<si><t>filler %d</t></si>" % i for i in range(count))
+    return sst.replace(b"</sst>", more + tail + b"</sst>")
+
+
+def test_the_upload_reads_a_workbooks_headers_without_its_whole_shared_strings(tmp_path):
+    from customers.imports.reading import sniff_headers
+
+    # Strings past the first few that the header row names are broken: the
+    # upload never parses that far, so it maps the columns at once...
+    path = _part_changed(
+        _excel_workbook(tmp_path / "excel.xlsx"),
+        "xl/sharedStrings.xml",
+        lambda sst: _many_shared_strings(sst, tail=b"<si><t>broken</si>"),
+    )
+    assert sniff_headers(path).headers == EXCEL_ROWS[0]
+
+
+@pytest.mark.parametrize("in_memory_mb", [None, 0])
+def test_a_workbook_whose_shared_strings_break_past_those_used_is_refused_whole(
+    tmp_path, settings, in_memory_mb
+):
+    # ...and reading the whole file, loaded or streamed, refuses it before
+    # anything is written, though no cell uses a string past the break.
+    if in_memory_mb is not None:
+        settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = in_memory_mb
+    path = _part_changed(
+        _excel_workbook(tmp_path / "excel.xlsx"),
+        "xl/sharedStrings.xml",
+        lambda sst: _many_shared_strings(sst, tail=b"<si><t>broken</si>"),
+    )
+    with pytest.raises(CommandError, match="cannot be opened"):
+        run_import(path, source="excel")
+    assert not Customer.objects.exists()
+
+
+def test_a_workbook_with_many_shared_strings_streams_as_it_loads(tmp_path, settings):
+    from customers.imports.reading import open_sheet
+
+    path = _part_changed(
+        _excel_workbook(tmp_path / "excel.xlsx"), "xl/sharedStrings.xml", _many_shared_strings
+    )
+    settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = 0
+    streamed = open_sheet(path)
+    assert (streamed[0].headers, list(streamed[1])) == EXCEL_ROWS
+
+
 def test_a_sheet_whose_elements_carry_a_namespace_prefix_streams_the_same(tmp_path, settings):
     from customers.imports.reading import open_sheet
 
