@@ -40,3 +40,46 @@ def test_worker_revalidates_contact_points_queued_on_commit(celery_worker):
     latest = bad.history.latest()
     assert latest.history_user == system_actor()
     assert latest.history_change_reason == "system: contact point revalidation"
+
+
+def test_a_local_run_sends_tasks_through_the_filesystem_broker_without_warnings(tmp_path):
+    """With no REDIS_URL, `make run` uses kombu's filesystem transport: a task
+    sent there lands as a message in the broker's folder, and the connection
+    says nothing on the way (kombu warned "No hostname was supplied" at every
+    connection to a URL without a host)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("REDIS_URL", "DATABASE_URL", "CIM_TEST_MEMORY_BROKER")
+    }
+    environment |= {"DJANGO_SETTINGS_MODULE": "cim.settings", "SECRET_KEY": "x" * 50}
+    inbox = settings.BASE_DIR / "var" / "broker" / "in"
+    before = set(inbox.iterdir()) if inbox.exists() else set()
+    sent = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from cim.celery import app; "
+            "print(app.send_task('celery.backend_cleanup', queue='cim-test-local').id)",
+        ],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    landed = sorted(set(inbox.iterdir()) - before)
+    try:
+        assert sent.stdout.strip() and len(landed) == 1
+        assert sent.stdout.strip() in landed[0].read_text()
+        assert "No hostname" not in sent.stderr
+    finally:
+        for message in landed:
+            message.unlink(missing_ok=True)
