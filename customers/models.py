@@ -73,11 +73,14 @@ class Customer(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     organization_name = models.CharField(max_length=200, blank=True)
-    # Stored, not computed per query, so lists can sort and index by it.
-    display_name = CodePointCharField(max_length=255, editable=False)
-    # The name folded for search (lower case, no accents or punctuation), which
-    # the ranking of name matches compares with what was typed.
-    search_name = models.CharField(max_length=255, editable=False, blank=True)
+    # Stored, not computed per query, so lists show it as it is.
+    display_name = models.CharField(max_length=255, editable=False)
+    # The name folded (lower case, no accents or punctuation): what the ranking
+    # of name matches compares with what was typed, and the A-to-Z list's
+    # order. Compared by code point, which is alphabetical once folded, so the
+    # order and an import's inserts into its index owe nothing to the
+    # database's collation.
+    search_name = CodePointCharField(max_length=255, editable=False, blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
     country = CountryField(blank=True, help_text="Country of residence or registration.")
     preferred_language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES)
@@ -106,7 +109,9 @@ class Customer(models.Model):
     )
 
     class Meta:
-        ordering = ["display_name", "id"]
+        # A to Z by the folded name: "Émile" among the Es, "o'Neil" among the Os,
+        # whatever collation the database has (the column compares code points).
+        ordering = ["search_name", "id"]
         permissions = [
             ("view_sensitive_identifiers", "Can see unmasked national and tax identifiers"),
             ("merge_customer", "Can merge and unmerge customers"),
@@ -114,7 +119,7 @@ class Customer(models.Model):
             ("manage_customer_access", "Can restrict customers and grant access to them"),
         ]
         indexes = [
-            models.Index(fields=["display_name", "id"], name="customer_name_idx"),
+            models.Index(fields=["search_name", "id"], name="customer_name_idx"),
             # Search looks national ids up by value, never the blank one most
             # customers have: the blank ones are left out of the index.
             models.Index(

@@ -230,27 +230,28 @@ def customers_page(
     page_size: int = LIST_PAGE_SIZE,
     narrow: Callable[[QuerySet[Customer]], QuerySet[Customer]] | None = None,
 ) -> CustomerPage:
-    """Visible customers A to Z, by keyset on (display_name, id): page 5,000 costs
-    what page 1 does, and no count of a million rows is taken. `narrow` as in
+    """Visible customers A to Z by their folded names (case, accents and
+    punctuation aside), by keyset on (search_name, id): page 5,000 costs what
+    page 1 does, and no count of a million rows is taken. `narrow` as in
     customer_search."""
     customers = customers_visible_to(user)
     if narrow is not None:
         customers = narrow(customers)
     customers = customers.only(
-        "id", "display_name", "kind", "country", "status", "restricted"
-    ).order_by("display_name", "id")
+        "id", "display_name", "search_name", "kind", "country", "status", "restricted"
+    ).order_by("search_name", "id")
     name, _, last_id = after.rpartition("|")
     if last_id.isdigit():
-        # The plain >= bound lets the (display_name, id) index start at the
+        # The plain >= bound lets the (search_name, id) index start at the
         # cursor; the OR alone is not usable as an index bound.
-        customers = customers.filter(display_name__gte=name).filter(
-            Q(display_name__gt=name) | Q(display_name=name, id__gt=int(last_id))
+        customers = customers.filter(search_name__gte=name).filter(
+            Q(search_name__gt=name) | Q(search_name=name, id__gt=int(last_id))
         )
     rows = list(customers[: page_size + 1])
     next_cursor = None
     if len(rows) > page_size:
         rows = rows[:page_size]
-        next_cursor = f"{rows[-1].display_name}|{rows[-1].pk}"
+        next_cursor = f"{rows[-1].search_name}|{rows[-1].pk}"
     return CustomerPage(customers=rows, next_cursor=next_cursor, previous_exists=bool(after))
 
 

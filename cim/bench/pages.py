@@ -253,7 +253,7 @@ def _list_cursors(*, data: BenchData, count: int, rng: random.Random) -> list[st
     from customers.models import Customer
 
     ids = _sample_ids(data=data, count=count * 2, rng=rng)
-    rows = Customer.objects.filter(pk__in=ids, restricted=False).values_list("display_name", "pk")
+    rows = Customer.objects.filter(pk__in=ids, restricted=False).values_list("search_name", "pk")
     return [f"{name}|{pk}" for name, pk in rows][:count]
 
 

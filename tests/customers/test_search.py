@@ -4,7 +4,7 @@ import pytest
 
 from customers import services
 from customers.search import fold
-from customers.selectors import customer_search
+from customers.selectors import customer_search, customers_page
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +154,39 @@ def test_list_pages_by_keyset_through_every_customer(staff, client_for):
     assert seen == names
 
 
+def test_the_list_goes_a_to_z_whatever_the_case_accents_and_punctuation(staff, client_for):
+    for first, last in [
+        ("Zoë", "Adams"),
+        ("émile", "Zola"),
+        ("Emma", "Brown"),
+        ("Seán", "O'Neil"),
+        ("Olga", "Nowak"),
+        ("Ægir", "Berg"),
+        ("", "van Dijk"),
+    ]:
+        factories.PersonFactory(first_name=first, last_name=last)
+    a_to_z = [
+        "Ægir Berg",
+        "émile Zola",
+        "Emma Brown",
+        "Olga Nowak",
+        "Seán O'Neil",
+        "van Dijk",
+        "Zoë Adams",
+    ]
+    listing = client_for(staff).get("/customers/").context["listing"]
+    assert [c.display_name for c in listing.customers] == a_to_z
+    # Two to a page, so the "Next" cursors fall on accented and punctuated names.
+    seen, after = [], ""
+    while True:
+        page = customers_page(user=staff, after=after, page_size=2)
+        seen += [c.display_name for c in page.customers]
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == a_to_z
+
+
 def test_list_and_search_query_counts_do_not_grow(staff, client_for, django_assert_max_num_queries):
     client = client_for(staff)
     factories.PersonFactory(first_name="John", last_name="Smith")
@@ -267,7 +300,7 @@ def test_name_words_and_identifiers_compare_byte_by_byte_on_postgresql():
         ("customers_customersearchtoken", "token"),
         ("customers_searchword", "word"),
         ("customers_searchword", "phonetic"),
-        ("customers_customer", "display_name"),
+        ("customers_customer", "search_name"),
         ("customers_customer", "national_id"),
     }
     with connection.cursor() as cursor:
