@@ -15,6 +15,7 @@ from customers.models import (
     ImportRowIssue,
     PhoneNumber,
     PostalAddress,
+    SearchWord,
     SourceIdentifier,
 )
 
@@ -80,9 +81,14 @@ def test_no_index_on_an_imported_table_is_a_prefix_of_another(table):
 
 
 @pytest.mark.django_db
-def test_phone_numbers_and_sources_have_no_pattern_index():
-    # Numbers and sources are looked up by their exact value only.
-    names = [*_indexes(PhoneNumber._meta.db_table), *_indexes(SourceIdentifier._meta.db_table)]
+def test_phone_numbers_sources_and_words_have_no_pattern_index():
+    # Numbers and sources are looked up by their exact value only; words too,
+    # and by prefix through their code-point B-tree.
+    names = [
+        name
+        for model in (PhoneNumber, SourceIdentifier, SearchWord, CustomerSearchToken)
+        for name in _indexes(model._meta.db_table)
+    ]
     assert [name for name in names if name.endswith("_like")] == []
 
 
