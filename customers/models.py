@@ -109,7 +109,7 @@ class Customer(models.Model):
     )
 
     class Meta:
-        # A to Z by the folded name: "Émile" among the Es, "o'Neil" among the Os,
+        # A to Z by the folded name: "Émile" among the Es, "O'Neil" among the Os,
         # whatever collation the database has (the column compares code points).
         ordering = ["search_name", "id"]
         permissions = [

@@ -2,9 +2,13 @@
 its task's effect lands in the database. In CI the broker is Redis and the
 database PostgreSQL."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 
 from cim.audit import system_actor
@@ -42,17 +46,11 @@ def test_worker_revalidates_contact_points_queued_on_commit(celery_worker):
     assert latest.history_change_reason == "system: contact point revalidation"
 
 
-def test_a_local_run_sends_tasks_through_the_filesystem_broker_without_warnings(tmp_path):
+def test_a_local_run_sends_tasks_through_the_filesystem_broker_without_warnings():
     """With no REDIS_URL, `make run` uses kombu's filesystem transport: a task
     sent there lands as a message in the broker's folder, and the connection
     says nothing on the way (kombu warned "No hostname was supplied" at every
     connection to a URL without a host)."""
-    import os
-    import subprocess
-    import sys
-
-    from django.conf import settings
-
     environment = {
         name: value
         for name, value in os.environ.items()

@@ -50,44 +50,35 @@ class XlsxError(Exception):
     """The workbook's parts are missing or are not the XML they should be."""
 
 
-class CompactStrings:
-    """The workbook's shared strings as UTF-8 in one buffer with offsets: a
-    list of millions of str objects would cost five times the text."""
+class SharedStrings:
+    """The workbook's shared strings as UTF-8 in one buffer with offsets (a list
+    of millions of str objects would cost five times the text), parsed from
+    their part only as far as the cells read need them: `blocks` advances the
+    parse by a block. Excel numbers them in the order it first meets them, so
+    a header row needs the first few. Read whole beforehand, a 100k-row
+    workbook's 460k strings kept the upload's request 1.2 s reading its
+    headers; a million rows would keep it 12 s."""
 
     def __init__(self) -> None:
         self.text = bytearray()
         self.starts = array("Q", [0])
+        self.blocks: Iterator[None] | None = None
 
     def append(self, value: str) -> None:
         self.text += value.encode()
         self.starts.append(len(self.text))
 
     def __getitem__(self, index: int) -> str:
-        return self.text[self.starts[index] : self.starts[index + 1]].decode()
+        while True:
+            try:
+                return self.text[self.starts[index] : self.starts[index + 1]].decode()
+            except IndexError:
+                if self.blocks is None:
+                    raise
+                self._advance()
 
     def __len__(self) -> int:
         return len(self.starts) - 1
-
-
-class SharedStrings(CompactStrings):
-    """The shared strings, parsed from their part only as far as the cells read
-    need them (`blocks` advances the parse by a block): Excel numbers them in
-    the order it first meets them, so a header row needs the first few. Read
-    whole beforehand, a 100k-row workbook's 460k strings kept the upload's
-    request 1.2 s reading its headers; a million rows would keep it 12 s."""
-
-    def __init__(self, blocks: Iterator[None] | None = None) -> None:
-        super().__init__()
-        self.blocks = blocks
-
-    def __getitem__(self, index: int) -> str:
-        # The base class's lookup written out: this runs for every text cell.
-        try:
-            return self.text[self.starts[index] : self.starts[index + 1]].decode()
-        except IndexError:
-            while index >= len(self) and self.blocks is not None:
-                self._advance()
-            return super().__getitem__(index)
 
     def _advance(self) -> None:
         if next(self.blocks, _PARSED) is _PARSED:
@@ -217,10 +208,9 @@ class _TextCollector:
 
 def _shared_strings(archive: zipfile.ZipFile, path: str | None) -> SharedStrings:
     """The workbook's shared strings, parsed as the cells read need them."""
-    if path is None or path not in archive.NameToInfo:
-        return SharedStrings()
     strings = SharedStrings()
-    strings.blocks = _shared_string_blocks(archive, path, strings)
+    if path is not None and path in archive.NameToInfo:
+        strings.blocks = _shared_string_blocks(archive, path, strings)
     return strings
 
 

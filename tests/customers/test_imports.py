@@ -498,16 +498,21 @@ def _many_shared_strings(sst: bytes, count: int = 5000, tail: bytes = b"") -> by
     return sst.replace(b"</sst>", more + tail + b"</sst>")
 
 
+def _strings_broken_past_the_header(path: Path) -> Path:
+    """An Excel workbook whose shared strings break 90 kB past the header's."""
+    return _part_changed(
+        _excel_workbook(path),
+        "xl/sharedStrings.xml",
+        lambda sst: _many_shared_strings(sst, tail=b"<si><t>broken</si>"),
+    )
+
+
 def test_the_upload_reads_a_workbooks_headers_without_its_whole_shared_strings(tmp_path):
     from customers.imports.reading import sniff_headers
 
     # Strings past the first few that the header row names are broken: the
     # upload never parses that far, so it maps the columns at once...
-    path = _part_changed(
-        _excel_workbook(tmp_path / "excel.xlsx"),
-        "xl/sharedStrings.xml",
-        lambda sst: _many_shared_strings(sst, tail=b"<si><t>broken</si>"),
-    )
+    path = _strings_broken_past_the_header(tmp_path / "excel.xlsx")
     assert sniff_headers(path).headers == EXCEL_ROWS[0]
 
 
@@ -519,11 +524,7 @@ def test_a_workbook_whose_shared_strings_break_past_those_used_is_refused_whole(
     # anything is written, though no cell uses a string past the break.
     if in_memory_mb is not None:
         settings.CIM_IMPORT_XLSX_IN_MEMORY_MB = in_memory_mb
-    path = _part_changed(
-        _excel_workbook(tmp_path / "excel.xlsx"),
-        "xl/sharedStrings.xml",
-        lambda sst: _many_shared_strings(sst, tail=b"<si><t>broken</si>"),
-    )
+    path = _strings_broken_past_the_header(tmp_path / "excel.xlsx")
     with pytest.raises(CommandError, match="cannot be opened"):
         run_import(path, source="excel")
     assert not Customer.objects.exists()
