@@ -415,6 +415,50 @@ def statistics_refresh(
     return grown
 
 
+def rows_update(
+    model: type[models.Model], instances: Sequence[models.Model], fields: Sequence[str]
+) -> int:
+    """Write `fields` of many instances of `model` in one statement, without
+    history (the caller copies the rows into it with history_insert in the same
+    transaction); the rows updated.
+
+    On PostgreSQL an UPDATE ... FROM unnest(arrays): bulk_update's CASE WHEN per
+    row and field is quadratic in the batch, and on PostgreSQL one batch is all
+    the rows. An import chunk updating 9,000 customers took 17 to 21 s in it
+    (384 rows/s for an import that changed a third of its rows). The ids are
+    also given as "id = ANY": with the join alone, statistics that think the
+    table small (a fresh table, not yet analysed) make PostgreSQL hash the
+    whole table for every batch. SQLite keeps bulk_update, whose batches its
+    parameter limit keeps small.
+    """
+    if not instances:
+        return 0
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_update(instances, list(fields))
+    by_name = {f.name: f for f in model._meta.concrete_fields}
+    key = model._meta.pk
+    arrays = [[instance.pk for instance in instances]]
+    casts = [f"{key.db_type(connection)}[]"]
+    sets = []
+    for index, name in enumerate(fields, start=1):
+        field = by_name[name]
+        arrays.append(
+            [field.get_db_prep_save(getattr(i, field.attname), connection) for i in instances]
+        )
+        casts.append(f"{field.db_type(connection)}[]")
+        sets.append(f"{connection.ops.quote_name(field.column)} = v.c{index}")
+    aliases = ", ".join(["id", *(f"c{i}" for i in range(1, len(fields) + 1))])
+    unnest = ", ".join(f"%s::{cast}" for cast in casts)
+    table, pk = (connection.ops.quote_name(n) for n in (model._meta.db_table, key.column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET {', '.join(sets)} "  # noqa: S608 (names from the model)
+            f"FROM unnest({unnest}) AS v({aliases}) WHERE t.{pk} = v.id AND t.{pk} = ANY(%s)",
+            [*arrays, arrays[0]],
+        )
+        return cursor.rowcount
+
+
 def history_insert(
     model: type[models.Model],
     ids: Sequence[int],

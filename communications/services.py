@@ -33,7 +33,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from cim.audit import is_system_actor, stamp, system_actor, system_reason
-from cim.bulk import RowWriter, history_insert
+from cim.bulk import RowWriter, history_insert, rows_update
 from customers.models import Customer, EmailAddress, PhoneNumber, SourceIdentifier
 from customers.selectors import customers_visible_to
 
@@ -763,35 +763,8 @@ def messages_insert(*, messages: list[Message], actor: AbstractBaseUser, reason:
 
 def messages_outcome_write(*, messages: list[Message], fields: tuple[str, ...]) -> None:
     """Write `fields` of many messages in one statement (without history: the caller
-    copies the rows into it with cim.bulk.history_insert in the same transaction).
-
-    On PostgreSQL an UPDATE ... FROM unnest(arrays): bulk_update's CASE WHEN per
-    row and field is quadratic in the batch size and dominated the bench. The ids
-    are also given as "id = ANY": with the join alone, statistics that think the
-    table small (a fresh table, not yet analysed) make PostgreSQL hash the whole
-    table for every batch.
-    """
-    if not messages:
-        return
-    if connection.vendor != "postgresql":
-        Message.objects.bulk_update(messages, list(fields))
-        return
-    columns = {f.name: f for f in Message._meta.concrete_fields}
-    arrays, casts, sets = [[m.pk for m in messages]], ["bigint[]"], []
-    for index, name in enumerate(fields, start=1):
-        field = columns[name]
-        arrays.append([field.get_db_prep_save(getattr(m, name), connection) for m in messages])
-        casts.append(f"{field.db_type(connection)}[]")
-        sets.append(f'"{field.column}" = v.c{index}')
-    aliases = ", ".join(["id", *(f"c{i}" for i in range(1, len(fields) + 1))])
-    unnest = ", ".join(f"%s::{cast}" for cast in casts)
-    table = Message._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" AS m SET {", ".join(sets)} '  # noqa: S608 (names from the model)
-            f"FROM unnest({unnest}) AS v({aliases}) WHERE m.id = v.id AND m.id = ANY(%s)",
-            [*arrays, arrays[0]],
-        )
+    copies the rows into it with cim.bulk.history_insert in the same transaction)."""
+    rows_update(Message, messages, fields)
 
 
 def _finish(message: Message, status: str, reason: str, job: str, **fields) -> str:

@@ -37,7 +37,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cim.audit import is_system_actor
-from cim.bulk import RowWriter, statistics_refresh
+from cim.bulk import RowWriter, rows_update, statistics_refresh
 from cim.forking import forget_inherited_connections
 from customers.models import (
     Customer,
@@ -774,7 +774,8 @@ class Importer:
         self._write_new(new_rows, now)
         self._write_updates(updated_customers, added_points, now)
         # Fingerprints are bookkeeping for re-imports, excluded from history.
-        SourceIdentifier.objects.bulk_update(
+        rows_update(
+            SourceIdentifier,
             [
                 SourceIdentifier(
                     id=stored_ids[row.external_id],
@@ -784,7 +785,6 @@ class Importer:
                 for row, _ in changed
             ],
             ["import_fingerprint", "imported_at"],
-            batch_size=1000,
         )
         self.writer.insert(
             ImportRowIssue,
@@ -1010,8 +1010,8 @@ class Importer:
                 customer.updated_at = now
                 if customer.display_name != before:
                     renamed.append(customer.pk)
-            Customer.objects.bulk_update(
-                customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
+            rows_update(
+                Customer, customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
             )
             self._history(Customer, [c.pk for c in customers], "~", now)
             if renamed:

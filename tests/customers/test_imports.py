@@ -981,3 +981,26 @@ def test_an_import_queues_an_incremental_duplicate_scan(
     with django_capture_on_commit_callbacks(execute=True):
         run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))  # changes nothing
     assert DuplicateScan.objects.count() == 1
+
+
+def test_a_reimport_changing_many_customers_updates_a_chunk_in_one_plain_statement(tmp_path):
+    # Django's bulk_update wrote a chunk's customers as one CASE WHEN per row and
+    # field: 17 to 21 s for a chunk of 9,000 customers.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = [f"C-{n},Ann{n},Lee,,,,GB,,," for n in range(40)]
+    run_import(write(tmp_path, "\n".join([HEADER, *rows])))
+    renamed = [row.replace(",Lee,", ",Kay,") for row in rows]
+    with CaptureQueriesContext(connection) as queries:
+        summary = run_import(write(tmp_path, "\n".join([HEADER, *renamed]), "v2.csv"))
+
+    assert (summary["created"], summary["updated"]) == (0, 40)
+    assert set(Customer.objects.values_list("last_name", flat=True)) == {"Kay"}
+    assert Customer.history.filter(history_type="~").count() == 40
+    updates = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "customers_')
+    ]
+    if connection.vendor == "postgresql":
+        assert not [sql for sql in updates if "CASE" in sql]
+        assert len([sql for sql in updates if "customers_customer" in sql.split()[1]]) == 1
