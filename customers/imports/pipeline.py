@@ -51,7 +51,7 @@ from customers.models import (
     SourceIdentifier,
     display_name_for,
 )
-from customers.search import customer_tokens, fold, search_index_refresh, search_words_add
+from customers.search import customer_tokens, fold, search_words_add
 
 from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, csv_rows_counted, open_sheet, workbook_rows_counted
@@ -1009,18 +1009,49 @@ class Importer:
                 customer.refresh_names()
                 customer.updated_at = now
                 if customer.display_name != before:
-                    renamed.append(customer.pk)
+                    renamed.append(customer)
             rows_update(
                 Customer, customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
             )
             self._history(Customer, [c.pk for c in customers], "~", now)
             if renamed:
-                search_index_refresh(renamed)
+                self._tokens_rewrite(renamed)
         self._add_points(added, now)
         with_points = {pk for points in added.values() for pk, _, _ in points}
         if with_points:
             # updated_at is not history-tracked; it only marks "changed since".
             Customer.objects.filter(pk__in=with_points).update(updated_at=now)
+
+    def _tokens_rewrite(self, customers: list[Customer]) -> None:
+        """The search tokens of renamed customers, from their new names:
+        search_index_refresh's work, by COPY and one DELETE, and without reading
+        back names this process holds (the ORM's way, with its parameters
+        quoted one by one, was a tenth of the writing processes' time in an
+        import that renamed every customer)."""
+        pairs = [
+            (customer.pk, word_key)
+            for customer in customers
+            for word_key in customer_tokens(customer.display_name, folded=customer.search_name)
+        ]
+        # Words of the rows are in the dictionary already (_words_add); those
+        # of stored names kept (a first name, when only the last one changed)
+        # were added when stored.
+        new_words = [pair for _, pair in pairs if pair[0] not in self.words_added]
+        if new_words:
+            search_words_add(new_words)
+        ids = [customer.pk for customer in customers]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {connection.ops.quote_name(CustomerSearchToken._meta.db_table)} "  # noqa: S608
+                    "WHERE customer_id = ANY(string_to_array(%s, ',')::bigint[])",
+                    [",".join(map(str, ids))],
+                )
+        else:
+            CustomerSearchToken.objects.filter(customer_id__in=ids).delete()
+        self.writer.insert(
+            CustomerSearchToken, ("customer_id", "token"), [(pk, word) for pk, (word, _) in pairs]
+        )
 
     # -- the whole file ---------------------------------------------------------
 

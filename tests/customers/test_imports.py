@@ -1004,3 +1004,33 @@ def test_a_reimport_changing_many_customers_updates_a_chunk_in_one_plain_stateme
     if connection.vendor == "postgresql":
         assert not [sql for sql in updates if "CASE" in sql]
         assert len([sql for sql in updates if "customers_customer" in sql.split()[1]]) == 1
+
+
+def test_customers_renamed_by_a_reimport_are_found_by_their_new_name_only(tmp_path, support):
+    from customers.models import CustomerSearchToken, SearchWord
+    from customers.selectors import customer_search
+
+    def found(query):
+        return sorted(
+            hit.customer.display_name for hit in customer_search(user=support, query=query).hits
+        )
+
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    # Ann's last name changes; Bob's first name is blank, so his stored one stays.
+    renamed = [
+        GOOD[0].replace(",Lee,", ",Quixley,"),
+        GOOD[1].replace(",Bob,", ",,").replace(",Stone,", ",Zabrowski,"),
+        GOOD[2],
+    ]
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *renamed]), "v2.csv"))
+
+    assert summary["updated"] == 2
+    assert found("Quixley") == ["Ann Quixley"]
+    assert found("Bob Zabrowski") == ["Bob Zabrowski"]
+    assert found("Stone") == [] and found("Lee") == []
+    assert found("Dupont") == ["Chloé Dupont"]
+    bob = SourceIdentifier.objects.get(external_id="C-2").customer_id
+    assert sorted(
+        CustomerSearchToken.objects.filter(customer_id=bob).values_list("token", flat=True)
+    ) == ["bob", "zabrowski"]
+    assert SearchWord.objects.filter(word__in=["quixley", "zabrowski"]).count() == 2
