@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Q
 
 from cim.bench import imports as bench_imports
 from cim.bench.imports import COLUMNS, IMPORT_EXPORT_REASON, SOURCE_IMPORT_EXPORT, _Generator
@@ -43,6 +44,10 @@ IMPORT_KEYS = {
     "reimport_wal_kb_per_row",
     "targets_missed",
     "database",
+    "update_rows_per_s",
+    "update_seconds",
+    "update_updated",
+    "update_python_cpu_us_per_row",
 }
 
 
@@ -90,6 +95,19 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
     assert figures["rows"] == 500
     assert figures["reimport_created"] == 0
     assert figures["reimport_updated"] == 0
+    # Every second row of the file changed: the valid ones among them are updated,
+    # the others are found unchanged, none is created.
+    assert figures["update_rows"] == 500
+    assert 0 < figures["update_updated"] <= figures["update_changed_rows"] < 260
+    assert figures["update_created"] == 0
+    assert (
+        figures["update_updated"] + figures["update_unchanged"] + figures["update_rejected"] == 500
+    )
+    renamed_or_readdressed = Q(last_name__endswith="-Berg") | Q(emails__email__startswith="new.")
+    assert (
+        Customer.objects.filter(renamed_or_readdressed).distinct().count()
+        == figures["update_updated"]
+    )
     assert figures["created"] + figures["rejected"] == 500
     assert figures["rejected"] == figures["invalid_rows"] > 0
     assert isinstance(figures["targets_missed"], list)
@@ -100,7 +118,7 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
     assert figures["wal_kb_per_row"] > figures["reimport_wal_kb_per_row"] > 0
     assert figures["checkpoints"] >= 0
     # Each run's whole-file check is a part of its time.
-    for prefix in ("", "reimport_", "xlsx_"):
+    for prefix in ("", "reimport_", "update_", "xlsx_"):
         assert 0 <= figures[f"{prefix}check_seconds"] <= figures[f"{prefix}seconds"]
     # The figures say which server, with which settings, made them.
     assert figures["database"]["server_version"].split(".")[0].isdigit()

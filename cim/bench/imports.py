@@ -16,7 +16,9 @@ dates; and --invalid-share of rows broken in varied ways: bad email,
   history are deleted afterwards;
 - the pipeline (customers/imports) on all rows, as `import_customers` runs it:
   a fresh import under the source "bench-import", then the re-import of the same
-  file, which must create and update nothing;
+  file, which must create and update nothing, then the import of its first
+  --update-rows rows with every second one changed (a new last name, so the
+  name's search words change too, and a new e-mail): the update_ figures;
 - an XLSX of --xlsx-rows rows: the pipeline's reader alone, then the full
   pipeline on it as the fresh source "bench-xlsx";
 - of each pipeline run's seconds, those of the whole-file check that comes
@@ -154,6 +156,13 @@ def add_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument("--xlsx-rows", type=int, default=20_000, help="XLSX rows (20,000)")
     parser.add_argument(
+        "--update-rows",
+        type=int,
+        default=100_000,
+        help="rows of the file imported again with every second one changed (100,000; "
+        "at most --rows)",
+    )
+    parser.add_argument(
         "--no-xlsx-import",
         action="store_true",
         help="only read the XLSX through the pipeline's reader; do not import it",
@@ -170,10 +179,11 @@ def add_arguments(parser: ArgumentParser) -> None:
 
 def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
     rows, sample, xlsx_rows = options["rows"], options["sample"], options["xlsx_rows"]
-    share = options["invalid_share"]
-    if rows < 1 or sample < 1 or xlsx_rows < 1 or not 0 <= share < 1:
+    share, update_rows = options["invalid_share"], options["update_rows"]
+    if rows < 1 or sample < 1 or xlsx_rows < 1 or update_rows < 1 or not 0 <= share < 1:
         raise CommandError(
-            "--rows, --sample and --xlsx-rows must be at least 1, --invalid-share in [0, 1)."
+            "--rows, --sample, --xlsx-rows and --update-rows must be at least 1, "
+            "--invalid-share in [0, 1)."
         )
     workers = options["workers"] or settings.CIM_IMPORT_WORKERS
     if workers < 1:
@@ -188,6 +198,7 @@ def run(*, options: dict[str, Any], log: Log) -> dict[str, Any]:
             share=share,
             sample=sample,
             xlsx_rows=xlsx_rows,
+            update_rows=min(update_rows, rows),
             xlsx_import=not options["no_xlsx_import"],
             seed=options["seed"],
             folder=Path(tmp),
@@ -201,6 +212,7 @@ def _run(
     share: float,
     sample: int,
     xlsx_rows: int,
+    update_rows: int,
     xlsx_import: bool,
     seed: int,
     folder: Path,
@@ -264,6 +276,7 @@ def _run(
         f"({figures['reimport_seconds']}s), created {again['created']}, "
         f"updated {again['updated']}, unchanged {again['unchanged']:,}"
     )
+    figures |= _update(csv_path, folder / "bench-import-changed.csv", rows=update_rows, log=log)
     figures["peak_csv_mb"] = peak_rss_mb()
     figures["ratio_vs_import_export_like_for_like"] = round(
         figures["rows_per_s"] / figures["import_export_like_for_like_rows_per_s"], 1
@@ -806,6 +819,55 @@ def _pipeline(path: Path, *, source: str) -> tuple[dict, float, float]:
     if summary is None or job.status != ImportJob.Status.COMPLETED:
         raise CommandError(f"The import of {path.name} ended {job.status}: {job.error_message}")
     return summary, seconds, check_seconds
+
+
+def _changed_write(source: Path, path: Path, *, rows: int) -> int:
+    """The first `rows` rows of `source` with every second one changed where it
+    has a last name or an e-mail; the rows changed."""
+    columns = {name: index for index, name in enumerate(COLUMNS)}
+    last_name, email = columns["last_name"], columns["email"]
+    changed = 0
+    with (
+        source.open(newline="", encoding="utf-8") as read,
+        path.open("w", newline="", encoding="utf-8") as out,
+    ):
+        reader, writer = csv.reader(read), csv.writer(out)
+        writer.writerow(next(reader))
+        for index, cells in enumerate(reader):
+            if index == rows:
+                break
+            if index % 2 == 0 and (cells[last_name] or "@" in cells[email]):
+                if cells[last_name]:
+                    cells[last_name] += "-Berg"
+                if "@" in cells[email]:
+                    cells[email] = "new." + cells[email]
+                changed += 1
+            writer.writerow(cells)
+    return changed
+
+
+def _update(source: Path, path: Path, *, rows: int, log: Log) -> dict[str, Any]:
+    """Import the first `rows` rows of the file again, every second one changed:
+    the rows a source's monthly file changes go this way (stored customers read,
+    compared, updated with history, their search words rewritten)."""
+    changed = _changed_write(source, path, rows=rows)
+    figures: dict[str, Any] = {"update_rows": rows, "update_changed_rows": changed}
+    with _cpu_per_row(figures, rows=rows, prefix="update_"):
+        summary, seconds, check_seconds = _pipeline(path, source=SOURCE)
+    figures |= {
+        "update_seconds": round(seconds, 2),
+        "update_check_seconds": round(check_seconds, 3),
+        "update_rows_per_s": round(rows / seconds),
+        "update_created": summary["created"],
+        "update_updated": summary["updated"],
+        "update_unchanged": summary["unchanged"],
+        "update_rejected": summary["errors"],
+    }
+    log(
+        f"pipeline update: {figures['update_rows_per_s']:,} rows/s ({figures['update_seconds']}s), "
+        f"updated {summary['updated']:,} of {changed:,} changed, unchanged {summary['unchanged']:,}"
+    )
+    return figures
 
 
 def _xlsx(
