@@ -243,12 +243,8 @@ def _run(
 
     # Peak memory of the process up to the pipeline runs, and after them.
     figures["rss_before_pipeline_mb"] = peak_rss_mb()
-    with _cpu_per_row(figures, rows=rows, prefix=""), _wal_per_row(figures, rows=rows, prefix=""):
-        fresh, seconds, check_seconds = _pipeline(csv_path, source=SOURCE)
-    figures |= {
-        "seconds": round(seconds, 2),
-        "check_seconds": round(check_seconds, 3),
-        "rows_per_s": round(rows / seconds),
+    fresh, measured = _pipeline_measured(csv_path, rows=rows, prefix="")
+    figures |= measured | {
         "created": fresh["created"],
         "rejected": fresh["errors"],
         "updated": fresh["updated"],
@@ -257,15 +253,8 @@ def _run(
         f"pipeline fresh: {figures['rows_per_s']:,} rows/s ({figures['seconds']}s), "
         f"created {fresh['created']:,}, rejected {fresh['errors']:,}"
     )
-    with (
-        _cpu_per_row(figures, rows=rows, prefix="reimport_"),
-        _wal_per_row(figures, rows=rows, prefix="reimport_"),
-    ):
-        again, seconds, check_seconds = _pipeline(csv_path, source=SOURCE)
-    figures |= {
-        "reimport_seconds": round(seconds, 2),
-        "reimport_check_seconds": round(check_seconds, 3),
-        "reimport_rows_per_s": round(rows / seconds),
+    again, measured = _pipeline_measured(csv_path, rows=rows, prefix="reimport_")
+    figures |= measured | {
         "reimport_created": again["created"],
         "reimport_updated": again["updated"],
         "reimport_unchanged": again["unchanged"],
@@ -851,13 +840,10 @@ def _update(source: Path, path: Path, *, rows: int, log: Log) -> dict[str, Any]:
     the rows a source's monthly file changes go this way (stored customers read,
     compared, updated with history, their search words rewritten)."""
     changed = _changed_write(source, path, rows=rows)
-    figures: dict[str, Any] = {"update_rows": rows, "update_changed_rows": changed}
-    with _cpu_per_row(figures, rows=rows, prefix="update_"):
-        summary, seconds, check_seconds = _pipeline(path, source=SOURCE)
-    figures |= {
-        "update_seconds": round(seconds, 2),
-        "update_check_seconds": round(check_seconds, 3),
-        "update_rows_per_s": round(rows / seconds),
+    summary, measured = _pipeline_measured(path, rows=rows, prefix="update_")
+    figures = measured | {
+        "update_rows": rows,
+        "update_changed_rows": changed,
         "update_created": summary["created"],
         "update_updated": summary["updated"],
         "update_unchanged": summary["unchanged"],
@@ -868,6 +854,23 @@ def _update(source: Path, path: Path, *, rows: int, log: Log) -> dict[str, Any]:
         f"updated {summary['updated']:,} of {changed:,} changed, unchanged {summary['unchanged']:,}"
     )
     return figures
+
+
+def _pipeline_measured(path: Path, *, rows: int, prefix: str) -> tuple[dict, dict[str, Any]]:
+    """_pipeline's summary, and its figures named with `prefix`: seconds, the
+    check's seconds, rows/s, CPU and write-ahead log a row."""
+    figures: dict[str, Any] = {}
+    with (
+        _cpu_per_row(figures, rows=rows, prefix=prefix),
+        _wal_per_row(figures, rows=rows, prefix=prefix),
+    ):
+        summary, seconds, check_seconds = _pipeline(path, source=SOURCE)
+    figures |= {
+        f"{prefix}seconds": round(seconds, 2),
+        f"{prefix}check_seconds": round(check_seconds, 3),
+        f"{prefix}rows_per_s": round(rows / seconds),
+    }
+    return summary, figures
 
 
 def _xlsx(
