@@ -37,7 +37,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cim.audit import is_system_actor
-from cim.bulk import RowWriter, rows_update, statistics_refresh
+from cim.bulk import RowWriter, ids_condition, rows_update, statistics_refresh
 from cim.forking import forget_inherited_connections
 from customers.models import (
     Customer,
@@ -1039,16 +1039,13 @@ class Importer:
         new_words = [pair for _, pair in pairs if pair[0] not in self.words_added]
         if new_words:
             search_words_add(new_words)
-        ids = [customer.pk for customer in customers]
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {connection.ops.quote_name(CustomerSearchToken._meta.db_table)} "  # noqa: S608
-                    "WHERE customer_id = ANY(string_to_array(%s, ',')::bigint[])",
-                    [",".join(map(str, ids))],
-                )
-        else:
-            CustomerSearchToken.objects.filter(customer_id__in=ids).delete()
+        matched, ids = ids_condition("customer_id", [customer.pk for customer in customers])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(CustomerSearchToken._meta.db_table)} "  # noqa: S608
+                f"WHERE {matched}",
+                ids,
+            )
         self.writer.insert(
             CustomerSearchToken, ("customer_id", "token"), [(pk, word) for pk, (word, _) in pairs]
         )
