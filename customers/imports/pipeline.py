@@ -101,6 +101,10 @@ NO_EXTERNAL_ID_COLUMN = (
     "No column is mapped to external_id, so no row can identify its customer. "
     "Map the column that holds the source system's id."
 )
+CUSTOMER_GONE = (
+    "A customer this chunk updates was deleted while the import ran: "
+    "the chunk was not written; a resumed import writes it again."
+)
 
 
 CUSTOMER_COLUMNS = (
@@ -771,29 +775,36 @@ class Importer:
         if self.dry_run:
             self._find_likely_duplicates(new_rows, result)
             return result
-        self._write_new(new_rows, now)
-        self._write_updates(updated_customers, added_points, now)
-        # Fingerprints are bookkeeping for re-imports, excluded from history.
-        rows_update(
-            SourceIdentifier,
-            [
-                SourceIdentifier(
-                    id=stored_ids[row.external_id],
-                    import_fingerprint=row.fingerprint,
-                    imported_at=now,
-                )
-                for row, _ in changed
-            ],
-            ["import_fingerprint", "imported_at"],
-        )
-        self.writer.insert(
-            ImportRowIssue,
-            ("job_id", "row_number", "level", "column", "message", "cells"),
-            [
-                (i.job_id, i.row_number, i.level, i.column, i.message, i.cells)
-                for i in result.issues
-            ],
-        )
+        # Every row written below points to a customer this transaction
+        # inserts or updates first (which locks it until commit: _write_new,
+        # _write_updates), to the importing user or to the job, both locked
+        # here once: no per-row foreign-key checks needed.
+        with self.writer.references_checked_here(
+            existing=[(User, self.user_id), (ImportJob, self.job.pk)]
+        ):
+            self._write_new(new_rows, now)
+            self._write_updates(updated_customers, added_points, now)
+            # Fingerprints are bookkeeping for re-imports, excluded from history.
+            rows_update(
+                SourceIdentifier,
+                [
+                    SourceIdentifier(
+                        id=stored_ids[row.external_id],
+                        import_fingerprint=row.fingerprint,
+                        imported_at=now,
+                    )
+                    for row, _ in changed
+                ],
+                ["import_fingerprint", "imported_at"],
+            )
+            self.writer.insert(
+                ImportRowIssue,
+                ("job_id", "row_number", "level", "column", "message", "cells"),
+                [
+                    (i.job_id, i.row_number, i.level, i.column, i.message, i.cells)
+                    for i in result.issues
+                ],
+            )
         return result
 
     def _find_likely_duplicates(self, rows: list[ParsedRow], result: ChunkResult) -> None:
@@ -936,29 +947,26 @@ class Importer:
                 phones.append((pk, row.phone, True))
             if row.address:
                 addresses.append((pk, row.address, True))
-        # Every row below points to a customer inserted first, here, in this
-        # transaction, or (history) to the importing user, locked once: no
-        # per-row foreign-key checks needed.
-        with writer.references_checked_here(existing=[(User, self.user_id)]):
-            writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
-            writer.insert(CustomerSearchToken, ("customer_id", "token"), token_rows)
-            self._history(Customer, ids, "+", now)
-            source_ids = reserved[SourceIdentifier]
-            writer.insert(
-                SourceIdentifier,
-                (
-                    "id",
-                    "customer_id",
-                    "source",
-                    "external_id",
-                    "import_fingerprint",
-                    "imported_at",
-                    "created_at",
-                ),
-                [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
-            )
-            self._history(SourceIdentifier, source_ids, "+", now)
-            self._add_points(points, now, reserved)
+        # The customers first: every row below points to one of them.
+        writer.insert(Customer, CUSTOMER_COLUMNS, customer_rows)
+        writer.insert(CustomerSearchToken, ("customer_id", "token"), token_rows)
+        self._history(Customer, ids, "+", now)
+        source_ids = reserved[SourceIdentifier]
+        writer.insert(
+            SourceIdentifier,
+            (
+                "id",
+                "customer_id",
+                "source",
+                "external_id",
+                "import_fingerprint",
+                "imported_at",
+                "created_at",
+            ),
+            [(sid, *row) for sid, row in zip(source_ids, source_rows, strict=True)],
+        )
+        self._history(SourceIdentifier, source_ids, "+", now)
+        self._add_points(points, now, reserved)
 
     def _history(self, model, ids, history_type: str, now) -> None:
         self.writer.insert_history(
@@ -1002,25 +1010,34 @@ class Importer:
             self._history(model, ids, "+", now)
 
     def _write_updates(self, customers: list[Customer], added: dict, now) -> None:
+        """Write the changed fields of stored customers and the contact points
+        added to them. Each of those customers is updated before anything
+        points to it, which locks it until commit: the rows pointing to it
+        need no foreign-key check of their own (_process), and one deleted
+        since the chunk read it fails the chunk here."""
+        renamed = []
+        for customer in customers:
+            before = customer.display_name
+            customer.refresh_names()
+            customer.updated_at = now
+            if customer.display_name != before:
+                renamed.append(customer)
+        updated = rows_update(
+            Customer, customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
+        )
+        # Customers that only gain a contact point: updated_at is not
+        # history-tracked; it only marks "changed since".
+        changed = {customer.pk for customer in customers}  # two rows may share one
+        only_points = {pk for points in added.values() for pk, _, _ in points} - changed
+        if only_points:
+            updated += Customer.objects.filter(pk__in=only_points).update(updated_at=now)
+        if updated != len(changed) + len(only_points):
+            raise IntegrityError(CUSTOMER_GONE)
         if customers:
-            renamed = []
-            for customer in customers:
-                before = customer.display_name
-                customer.refresh_names()
-                customer.updated_at = now
-                if customer.display_name != before:
-                    renamed.append(customer)
-            rows_update(
-                Customer, customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
-            )
             self._history(Customer, [c.pk for c in customers], "~", now)
             if renamed:
                 self._tokens_rewrite(renamed)
         self._add_points(added, now)
-        with_points = {pk for points in added.values() for pk, _, _ in points}
-        if with_points:
-            # updated_at is not history-tracked; it only marks "changed since".
-            Customer.objects.filter(pk__in=with_points).update(updated_at=now)
 
     def _tokens_rewrite(self, customers: list[Customer]) -> None:
         """The search tokens of renamed customers, from their new names:

@@ -8,7 +8,16 @@ from django.db import IntegrityError, connection, transaction
 
 from cim.audit import system_actor
 from cim.bulk import RowWriter, statistics_refresh
-from customers.models import Customer, EmailAddress, ImportJob, SourceIdentifier
+from customers.models import (
+    Customer,
+    CustomerSearchToken,
+    EmailAddress,
+    ImportJob,
+    ImportRowIssue,
+    PhoneNumber,
+    PostalAddress,
+    SourceIdentifier,
+)
 from tests.customers.test_imports import GOOD, HEADER, run_import, write
 
 pytestmark = [
@@ -53,6 +62,90 @@ def test_an_import_writes_every_reference_it_promises(tmp_path):
         assert not model.history.exclude(customer_id__in=customers).exists()
     user = get_user_model().objects.filter(pk=system_actor().pk).values("pk")
     assert not Customer.history.exclude(history_user__in=user).exists()
+
+
+def _roles_while_writing(monkeypatch) -> dict[str, set[str]]:
+    """The session_replication_role each table's bulk rows were written under."""
+    roles: dict[str, set[str]] = {}
+    insert = RowWriter.insert
+
+    def recording(self, model, columns, rows):
+        if rows:
+            roles.setdefault(model.__name__, set()).add(_role())
+        return insert(self, model, columns, rows)
+
+    monkeypatch.setattr(RowWriter, "insert", recording)
+    return roles
+
+
+def test_an_update_writes_every_reference_it_promises_without_checking_each(tmp_path, monkeypatch):
+    """A re-import that renames a customer and gives others a new e-mail,
+    phone or address writes their rows, history and search words unchecked
+    row by row: each customer is updated (and so locked) before anything
+    points to it, the user and the job are locked once."""
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    roles = _roles_while_writing(monkeypatch)
+    renamed = GOOD[0].replace("Lee", "Kay").replace("Ann.Lee@", "ann.kay@")
+    new_phone = GOOD[1].replace("+44 20 7946 0959", "+44 20 7946 0999")
+    new_address = GOOD[2].replace("3 rue X", "4 rue Y")
+    broken = "C-4,Dan,Roe,not-an-email,,,,,,"
+    summary = run_import(
+        write(tmp_path, "\n".join([HEADER, renamed, new_phone, new_address, broken]), "v2.csv")
+    )
+    assert (summary["updated"], summary["errors"]) == (3, 1)
+    assert roles == {
+        model: {"replica"}
+        for model in (
+            "CustomerSearchToken",
+            "EmailAddress",
+            "PhoneNumber",
+            "PostalAddress",
+            "ImportRowIssue",
+        )
+    }
+    customers = Customer.objects.values("pk")
+    for model in (EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier):
+        assert not model.objects.exclude(customer__in=customers).exists()
+        assert not model.history.exclude(customer_id__in=customers).exists()
+    assert not CustomerSearchToken.objects.exclude(customer__in=customers).exists()
+    user = get_user_model().objects.filter(pk=system_actor().pk).values("pk")
+    for model in (Customer, EmailAddress, PhoneNumber, PostalAddress):
+        assert not model.history.exclude(history_user__in=user).exists()
+    assert set(ImportRowIssue.objects.filter(row_number=5).values_list("job_id", flat=True)) == {
+        summary["job"]
+    }
+    kay = SourceIdentifier.objects.get(external_id="C-1").customer
+    assert set(
+        CustomerSearchToken.objects.filter(customer=kay).values_list("token", flat=True)
+    ) == {
+        "ann",
+        "kay",
+    }
+
+
+def test_a_customer_deleted_while_the_import_runs_fails_its_chunk_whole(tmp_path, monkeypatch):
+    """The customer is gone between the chunk's reading and its writing (a
+    merge or an erasure elsewhere): nothing of the chunk is written, rather
+    than contact points pointing nowhere."""
+    from customers.imports.pipeline import CUSTOMER_GONE, Importer
+
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    ann = SourceIdentifier.objects.get(external_id="C-1").customer
+    compare = Importer._compare
+
+    def deleted_meanwhile(self, changed):
+        compared = compare(self, changed)
+        Customer.objects.filter(pk=ann.pk).delete()
+        return compared
+
+    monkeypatch.setattr(Importer, "_compare", deleted_meanwhile)
+    emails_before = set(EmailAddress.objects.values_list("email", flat=True))
+    v2 = [GOOD[0].replace("Ann.Lee@", "ann.kay@"), GOOD[1].replace("bob@", "bobby@"), GOOD[2]]
+    with pytest.raises(IntegrityError, match=CUSTOMER_GONE.split(":")[0]):
+        run_import(write(tmp_path, "\n".join([HEADER, *v2]), "v2.csv"))
+    # The deletion, run inside the chunk's transaction here, is undone with it.
+    assert Customer.objects.filter(pk=ann.pk).exists()
+    assert set(EmailAddress.objects.values_list("email", flat=True)) == emails_before
 
 
 def test_a_connection_not_allowed_to_skip_checks_imports_the_same(tmp_path, monkeypatch):
