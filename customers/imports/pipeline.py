@@ -849,6 +849,9 @@ class Importer:
             return [], {"email": [], "phone": [], "address": []}, {}
         ids = [pk for _, pk in changed]
         customers = Customer.objects.in_bulk(ids)
+        if len(customers) != len(set(ids)):
+            # Deleted since the chunk's lookup found its source id.
+            raise IntegrityError(CUSTOMER_GONE)
         emails: dict[int, set[str]] = {}
         for pk, email in EmailAddress.objects.filter(customer_id__in=ids).values_list(
             "customer_id", "email"

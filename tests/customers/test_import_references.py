@@ -123,10 +123,13 @@ def test_an_update_writes_every_reference_it_promises_without_checking_each(tmp_
     }
 
 
-def test_a_customer_deleted_while_the_import_runs_fails_its_chunk_whole(tmp_path, monkeypatch):
-    """The customer is gone between the chunk's reading and its writing (a
-    merge or an erasure elsewhere): nothing of the chunk is written, rather
-    than contact points pointing nowhere."""
+@pytest.mark.parametrize("deleted", ["before its comparison", "after its comparison"])
+def test_a_customer_deleted_while_the_import_runs_fails_its_chunk_whole(
+    tmp_path, monkeypatch, deleted
+):
+    """The customer is gone between the lookup of its source id and the
+    chunk's writing (an erasure elsewhere): nothing of the chunk is written,
+    rather than contact points pointing nowhere, and the message says why."""
     from customers.imports.pipeline import CUSTOMER_GONE, Importer
 
     run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
@@ -134,6 +137,8 @@ def test_a_customer_deleted_while_the_import_runs_fails_its_chunk_whole(tmp_path
     compare = Importer._compare
 
     def deleted_meanwhile(self, changed):
+        if deleted == "before its comparison":
+            Customer.objects.filter(pk=ann.pk).delete()
         compared = compare(self, changed)
         Customer.objects.filter(pk=ann.pk).delete()
         return compared
