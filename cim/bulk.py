@@ -475,7 +475,11 @@ def _prepared(row: tuple, fields: list[tuple[int, models.Field]]) -> tuple:
 
 
 def rows_update(
-    model: type[models.Model], instances: Sequence[models.Model], fields: Sequence[str]
+    model: type[models.Model],
+    instances: Sequence[models.Model],
+    fields: Sequence[str],
+    *,
+    writer: RowWriter | None = None,
 ) -> int:
     """Write `fields` of many instances of `model` in one statement, without
     history (the caller copies the rows into it with history_insert in the same
@@ -490,7 +494,9 @@ def rows_update(
     this 0.07. The ids are also given as "id = ANY": with the join alone,
     statistics that think the table small (a fresh table, not yet analysed)
     make PostgreSQL hash the whole table for every batch. SQLite keeps
-    bulk_update, whose batches its parameter limit keeps small.
+    bulk_update, whose batches its parameter limit keeps small. `writer`: the
+    caller's RowWriter, whose column types are then looked up once, not at
+    every call.
     """
     if not instances:
         return 0
@@ -520,7 +526,7 @@ def rows_update(
         )
         # Rows an earlier call of this transaction left.
         cursor.execute(f"TRUNCATE {staged}")
-        RowWriter().copy(cursor, staged, columns, rows)
+        (writer or RowWriter()).copy(cursor, staged, columns, rows)
         cursor.execute(
             f"UPDATE {table} AS t SET {sets} FROM {staged} AS v "  # noqa: S608 (names from the model)
             f"WHERE t.{pk} = v.{pk} AND {matched}",

@@ -796,6 +796,7 @@ class Importer:
                     for row, _ in changed
                 ],
                 ["import_fingerprint", "imported_at"],
+                writer=self.writer,
             )
             self.writer.insert(
                 ImportRowIssue,
@@ -1026,15 +1027,18 @@ class Importer:
             if customer.display_name != before:
                 renamed.append(customer)
         updated = rows_update(
-            Customer, customers, [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"]
+            Customer,
+            customers,
+            [*CUSTOMER_FIELDS, "display_name", "search_name", "updated_at"],
+            writer=self.writer,
         )
         # Customers that only gain a contact point: updated_at is not
         # history-tracked; it only marks "changed since".
-        changed = {customer.pk for customer in customers}  # two rows may share one
-        only_points = {pk for points in added.values() for pk, _, _ in points} - changed
+        fields_changed = {customer.pk for customer in customers}  # two rows may share one
+        only_points = {pk for points in added.values() for pk, _, _ in points} - fields_changed
         if only_points:
             updated += Customer.objects.filter(pk__in=only_points).update(updated_at=now)
-        if updated != len(changed) + len(only_points):
+        if updated != len(fields_changed) + len(only_points):
             raise IntegrityError(CUSTOMER_GONE)
         if customers:
             self._history(Customer, [c.pk for c in customers], "~", now)
