@@ -467,6 +467,41 @@ def ids_condition(column: str, ids: Sequence[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
+# The ASCII unit separator: joins values into one text (a fingerprint's payload,
+# the ids of one lookup) where no typed text holds it.
+SEPARATOR = "\x1f"
+
+
+def joined(values: Sequence[str]) -> str | None:
+    """The values joined by SEPARATOR; None when a value holds it itself, as
+    the join would then read back as other values."""
+    text = SEPARATOR.join(values)
+    return text if text.count(SEPARATOR) == len(values) - 1 else None
+
+
+def pairs_condition(
+    id_column: str, text_column: str, pairs: Sequence[tuple[int, str]]
+) -> tuple[str, list]:
+    """SQL that (`id_column`, `text_column`), both quoted, is one of these
+    (integer id, text) pairs, and its parameters: on PostgreSQL two texts the
+    server splits and zips (ids_condition's reason), elsewhere row values
+    (at most 5,000 pairs a statement on SQLite, whose limit is 32,766 parameters)."""
+    if connection.vendor == "postgresql":
+        texts = [text for _, text in pairs]
+        text = joined(texts)
+        if text is not None:
+            split, params = "string_to_array(%s, %s)", [text, SEPARATOR]
+        else:  # a text holds the separator: the texts as an array, adapted one by one
+            split, params = "%s::text[]", [texts]
+        return (
+            f"({id_column}, {text_column}) IN (SELECT * FROM "  # noqa: S608
+            f"unnest(string_to_array(%s, ',')::bigint[], {split}))",
+            [",".join(str(pk) for pk, _ in pairs), *params],
+        )
+    rows = ", ".join(["(%s, %s)"] * len(pairs))
+    return f"({id_column}, {text_column}) IN (VALUES {rows})", [v for pair in pairs for v in pair]
+
+
 def _prepared(row: tuple, fields: list[tuple[int, models.Field]]) -> tuple:
     values = list(row)
     for index, field in fields:

@@ -80,3 +80,32 @@ def test_a_field_whose_value_is_not_plain_text_is_prepared_for_the_database():
     ann.country = "DE"
     rows_update(Customer, [ann], ["country"])
     assert Customer.objects.get(pk=ann.pk).country.code == "DE"
+
+
+@pytest.mark.parametrize("separator_in_a_text", [False, True])
+def test_a_pairs_condition_matches_exactly_the_pairs_not_their_mix(separator_in_a_text):
+    """(customer, word) pairs: Ann's "lee" and Bob's "kay" are matched, not Ann's
+    "kay" nor Bob's "lee", which a condition on each column alone would take."""
+    from cim.bulk import SEPARATOR, pairs_condition
+    from customers.models import CustomerSearchToken
+
+    ann, bob = factories.PersonFactory(), factories.PersonFactory()
+    odd = f"a{SEPARATOR}b" if separator_in_a_text else "ab"
+    CustomerSearchToken.objects.filter(customer__in=[ann, bob]).delete()
+    CustomerSearchToken.objects.bulk_create(
+        CustomerSearchToken(customer=customer, token=word)
+        for customer in (ann, bob)
+        for word in ("lee", "kay", odd)
+    )
+    quote = connection.ops.quote_name
+    condition, params = pairs_condition(
+        quote("customer_id"), quote("token"), [(ann.pk, "lee"), (bob.pk, "kay"), (bob.pk, odd)]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT customer_id, token FROM {quote(CustomerSearchToken._meta.db_table)} "  # noqa: S608
+            f"WHERE {condition}",
+            params,
+        )
+        found = set(cursor.fetchall())
+    assert found == {(ann.pk, "lee"), (bob.pk, "kay"), (bob.pk, odd)}

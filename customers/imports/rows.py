@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from cim.bulk import SEPARATOR, joined
 from customers import normalization
 from customers.models import Customer
 from customers.services import CUSTOMER_EDITABLE_FIELDS
@@ -176,18 +177,6 @@ def refusal(error: ValidationError) -> str:
         cause.__traceback__ = None
         cause = cause.__cause__ or cause.__context__
     return message
-
-
-# The ASCII unit separator: joins values into one text (a fingerprint's payload,
-# the ids of one lookup) where no typed text holds it.
-SEPARATOR = "\x1f"
-
-
-def joined(values) -> str | None:
-    """The values joined by SEPARATOR; None when a value holds it itself, as
-    the join would then read back as other values."""
-    text = SEPARATOR.join(values)
-    return text if text.count(SEPARATOR) == len(values) - 1 else None
 
 
 # Between the rows of a chunk in transit (PackedRows), as SEPARATOR is between cells.

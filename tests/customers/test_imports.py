@@ -1034,3 +1034,36 @@ def test_customers_renamed_by_a_reimport_are_found_by_their_new_name_only(tmp_pa
         CustomerSearchToken.objects.filter(customer_id=bob).values_list("token", flat=True)
     ) == ["bob", "zabrowski"]
     assert SearchWord.objects.filter(word__in=["quixley", "zabrowski"]).count() == 2
+
+
+def test_a_rename_writes_only_the_words_that_change(tmp_path, monkeypatch):
+    """Ann keeps her first name and Bob his, so their words "ann" and "bob"
+    stay as stored: only the new last names are written, only the old ones
+    deleted."""
+    from cim.bulk import RowWriter
+    from customers.models import CustomerSearchToken
+
+    run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    ann, bob = (SourceIdentifier.objects.get(external_id=i).customer_id for i in ("C-1", "C-2"))
+    written = []
+    insert = RowWriter.insert
+
+    def recording(self, model, columns, rows):
+        if model is CustomerSearchToken:
+            written.extend(rows)
+        return insert(self, model, columns, rows)
+
+    monkeypatch.setattr(RowWriter, "insert", recording)
+    renamed = [
+        GOOD[0].replace(",Lee,", ",Quixley,"),
+        GOOD[1].replace(",Stone,", ",Stone-Zabrowski,"),
+        GOOD[2],
+    ]
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *renamed]), "v2.csv"))
+
+    assert summary["updated"] == 2
+    assert sorted(written) == sorted([(ann, "quixley"), (bob, "zabrowski")])
+    tokens = CustomerSearchToken.objects.filter(customer_id__in=[ann, bob])
+    assert sorted(tokens.values_list("customer_id", "token")) == sorted(
+        [(ann, "ann"), (ann, "quixley"), (bob, "bob"), (bob, "stone"), (bob, "zabrowski")]
+    )
