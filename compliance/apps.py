@@ -17,3 +17,7 @@ class ComplianceConfig(AppConfig):
         )
         customer_services.register_identity_hook(screening.customer_screen_on_change)
         customer_services.register_bulk_change_hook(screening.screening_after_bulk_change)
+        # A hit goes with its customer when the import that created it is undone.
+        from .models import ScreeningHit
+
+        customer_services.register_removed_with_customer(ScreeningHit, "customer")

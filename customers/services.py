@@ -67,6 +67,21 @@ def register_bulk_change_hook(hook: Callable[..., None]) -> None:
         _BULK_CHANGE_HOOKS.append(hook)
 
 
+# Rows of other apps that go with a customer an import created when the import
+# is undone, as the customer's own derived rows (match keys, duplicate pairs,
+# screening hits): {model: foreign keys to Customer}. Any other row pointing
+# to such a customer keeps it (customers.imports.revert).
+_REMOVED_WITH_CUSTOMER: dict[type, tuple[str, ...]] = {}
+
+
+def register_removed_with_customer(model: type, *foreign_keys: str) -> None:
+    _REMOVED_WITH_CUSTOMER[model] = foreign_keys
+
+
+def removed_with_customer() -> dict[type, tuple[str, ...]]:
+    return dict(_REMOVED_WITH_CUSTOMER)
+
+
 def customers_bulk_changed(*, created: int, updated: int, reason: str) -> None:
     """Tell the registered apps that a bulk job created or changed customers."""
     if not (created or updated):

@@ -40,6 +40,7 @@ from cim.audit import is_system_actor
 from cim.bulk import (
     SEPARATOR,
     RowWriter,
+    by_index_only,
     ids_condition,
     joined,
     pairs_condition,
@@ -498,7 +499,7 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
     # SQLite takes at most 999 parameters a statement.
     per_query = LOOKUP_IDS if connection.vendor == "postgresql" else 500
     found: list[tuple] = []
-    with connection.cursor() as cursor, _by_index_only(cursor):
+    with connection.cursor() as cursor, by_index_only(cursor):
         for start in range(0, len(external_ids), per_query):
             condition, params = _external_ids_in(external_ids[start : start + per_query])
             cursor.execute(sql + condition, [source, *params])
@@ -506,37 +507,11 @@ def _source_identifiers(source: str, external_ids: list[str]) -> list[tuple]:
     return found
 
 
-@contextmanager
-def _by_index_only(cursor) -> Iterator[None]:
-    """PostgreSQL plans the lookup without sequential scans.
-
-    Why: the planner prices each of a lookup's 2,000 probes of the unique index
-    as a read from disk, and a table growing under an import as smaller than it
-    is, so in a fresh import it scanned the whole source's identifiers for each
-    chunk: 10 ms a lookup at 10,000 rows, 35 ms at 190,000, 7.1 s of a
-    million-row import, where probing the index takes about 4 ms whatever the
-    size. The setting is this transaction's, set back before it ends for a
-    caller's transaction.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic():
-        cursor.execute(
-            "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)"
-        )
-        before = cursor.fetchone()[0]
-        try:
-            yield
-        finally:
-            cursor.execute("SELECT set_config('enable_seqscan', %s, true)", [before])
-
-
 def _points_of(cursor, model, columns: tuple[str, ...], customer_ids: list[int]) -> list[tuple]:
     """(customer id, *columns) of the model's rows that belong to these
     customers. By hand for ids_condition's one parameter: the ORM's IN list
     quotes each of a chunk's thousands of ids in Python. Run under
-    _by_index_only: priced as disk reads, a chunk's 5,000 probes of the
+    by_index_only: priced as disk reads, a chunk's 5,000 probes of the
     customer's index lost to a parallel scan of a million e-mails or phones
     (measured: 70 ms and three processes' time against 5 ms)."""
     quote = connection.ops.quote_name
@@ -879,7 +854,7 @@ class Importer:
         emails: dict[int, set[str]] = {}
         phones: dict[int, set[str]] = {}
         addresses: dict[int, set[tuple]] = {}
-        with connection.cursor() as cursor, _by_index_only(cursor):
+        with connection.cursor() as cursor, by_index_only(cursor):
             customers = Customer.objects.in_bulk(ids)
             if len(customers) != len(set(ids)):
                 # Deleted since the chunk's lookup found its source id.
@@ -1079,7 +1054,7 @@ class Importer:
         quote = connection.ops.quote_name
         table = quote(CustomerSearchToken._meta.db_table)
         matched, ids = ids_condition("customer_id", [customer.pk for customer in customers])
-        with connection.cursor() as cursor, _by_index_only(cursor):
+        with connection.cursor() as cursor, by_index_only(cursor):
             cursor.execute(f"SELECT customer_id, token FROM {table} WHERE {matched}", ids)  # noqa: S608
             stored = set(cursor.fetchall())
             gone = sorted(stored - wanted.keys())

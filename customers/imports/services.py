@@ -17,23 +17,17 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cim.audit import is_system_actor, stamp
-from cim.bulk import history_insert
+from cim.audit import is_system_actor
 from customers.models import (
-    Customer,
-    EmailAddress,
     ImportJob,
     ImportMapping,
-    PhoneNumber,
-    PostalAddress,
-    SourceIdentifier,
 )
 from customers.services import customers_bulk_changed
 
 from . import pipeline
 from .mapping import auto_map, clean_mapping
 from .reading import FileRejected, check_size, sniff_headers
-from .rows import CUSTOMER_FIELDS
+from .revert import import_undo
 
 IMPORT_PERMISSION = "customers.import_customers"
 STALE_AFTER_SECONDS = 120
@@ -362,22 +356,6 @@ def import_uploads_expire(*, now=None) -> int:
     return deleted
 
 
-def _since_job(model, ids, reason: str) -> set[int]:
-    """Ids among `ids` whose history has a row newer than this job's own."""
-    changed = set()
-    latest = {}
-    for record_id, history_reason in (
-        model.history.filter(id__in=ids)
-        .order_by("id", "history_date", "history_id")
-        .values_list("id", "history_change_reason")
-    ):
-        latest[record_id] = history_reason
-    for record_id in ids:
-        if latest.get(record_id) != reason:
-            changed.add(record_id)
-    return changed
-
-
 @transaction.atomic
 def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
     """Undo an import: remove the customers it created and restore the fields it
@@ -386,77 +364,19 @@ def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
     if job.status != ImportJob.Status.COMPLETED:
         raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
-    reason = job.history_reason
-    revert_reason = f"revert of import #{job.pk}"[:100]
-    created_ids = list(
-        Customer.history.filter(history_type="+", history_change_reason=reason).values_list(
-            "id", flat=True
-        )
-    )
-    updated_ids = list(
-        Customer.history.filter(history_type="~", history_change_reason=reason)
-        .values_list("id", flat=True)
-        .distinct()
-    )
-    conflicts: list[dict] = []
-    changed_since = _since_job(Customer, created_ids, reason)
-    removable = [pk for pk in created_ids if pk not in changed_since]
-    conflicts += [
-        {"customer": pk, "what": "created by the import, changed since"}
-        for pk in sorted(changed_since)
-    ]
     now = timezone.now()
-    if removable:
-        for model in (EmailAddress, PhoneNumber, PostalAddress, SourceIdentifier):
-            child_ids = list(
-                model.objects.filter(customer_id__in=removable).values_list("pk", flat=True)
-            )
-            history_insert(
-                model, child_ids, history_type="-", user_id=actor.pk, reason=revert_reason, at=now
-            )
-        history_insert(
-            Customer, removable, history_type="-", user_id=actor.pk, reason=revert_reason, at=now
-        )
-        Customer.objects.filter(pk__in=removable).delete()
-    restored = 0
-    changed_since = _since_job(Customer, updated_ids, reason)
-    conflicts += [
-        {"customer": pk, "what": "updated by the import, changed since"}
-        for pk in sorted(changed_since)
-    ]
-    for pk in updated_ids:
-        if pk in changed_since:
-            continue
-        records = list(Customer.history.filter(id=pk).order_by("-history_date", "-history_id")[:2])
-        if len(records) < 2:
-            continue
-        before = records[1]
-        customer = Customer.objects.get(pk=pk)
-        for name in CUSTOMER_FIELDS:
-            setattr(customer, name, getattr(before, name))
-        customer.refresh_names()
-        customer.updated_at = now
-        stamp(customer, actor=actor, reason=revert_reason).save()
-        restored += 1
-    removed_points = 0
-    for model in (EmailAddress, PhoneNumber, PostalAddress):
-        added = list(
-            model.history.filter(history_type="+", history_change_reason=reason).values_list(
-                "id", flat=True
-            )
-        )
-        still_there = list(model.objects.filter(pk__in=added).values_list("pk", flat=True))
-        touched_since = _since_job(model, still_there, reason)
-        untouched = [pk for pk in still_there if pk not in touched_since]
-        for point in model.objects.filter(pk__in=untouched):
-            stamp(point, actor=actor, reason=revert_reason).delete()
-            removed_points += 1
+    undone = import_undo(
+        reason=job.history_reason,
+        user_id=actor.pk,
+        revert_reason=f"revert of import #{job.pk}"[:100],
+        now=now,
+    )
     report = {
-        "removed": len(removable),
-        "restored": restored,
-        "contact_points_removed": removed_points,
-        "conflicts": conflicts[:500],
-        "conflict_count": len(conflicts),
+        "removed": undone.removed,
+        "restored": undone.restored,
+        "contact_points_removed": undone.contact_points_removed,
+        "conflicts": undone.conflicts[:500],
+        "conflict_count": len(undone.conflicts),
     }
     job.status = ImportJob.Status.REVERTED
     job.reverted_by, job.reverted_at, job.revert_report = actor, now, report
