@@ -365,11 +365,9 @@ def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
     if job.status != ImportJob.Status.COMPLETED:
         raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
     now = timezone.now()
+    revert_reason = f"revert of import #{job.pk}"[:100]
     undone = import_undo(
-        reason=job.history_reason,
-        user_id=actor.pk,
-        revert_reason=f"revert of import #{job.pk}"[:100],
-        now=now,
+        reason=job.history_reason, user_id=actor.pk, revert_reason=revert_reason, now=now
     )
     report = {
         "removed": undone.removed,
@@ -381,4 +379,6 @@ def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
     job.status = ImportJob.Status.REVERTED
     job.reverted_by, job.reverted_at, job.revert_report = actor, now, report
     job.save(update_fields=["status", "reverted_by", "reverted_at", "revert_report"])
+    # Restored names are screened and matched again, as the import's were.
+    customers_bulk_changed(created=0, updated=undone.restored, reason=revert_reason)
     return report

@@ -72,6 +72,21 @@ def test_a_restored_customer_is_found_by_the_name_it_had_again(tmp_path, admin, 
     assert (latest.history_type, latest.history_user_id) == ("~", admin.pk)
 
 
+def test_restored_customers_are_screened_and_matched_again(tmp_path, admin, monkeypatch):
+    from customers.imports import services
+
+    run_import(write(tmp_path, "\n".join([HEADER, GOOD[0]]), "base.csv"))
+    summary = run_import(
+        write(tmp_path, "\n".join([HEADER, GOOD[0].replace(",Lee,", ",Quixley,")]), "v2.csv")
+    )
+    told = []
+    monkeypatch.setattr(services, "customers_bulk_changed", lambda **what: told.append(what))
+
+    _revert(admin, summary)
+
+    assert told == [{"created": 0, "updated": 1, "reason": f"revert of import #{summary['job']}"}]
+
+
 def test_customers_worked_with_since_are_listed_and_kept_whole(tmp_path, admin, staff):
     """Ann got an interaction and Bob a KYC case after the import: both are
     listed and kept with their e-mails; Chloé, untouched, goes."""
