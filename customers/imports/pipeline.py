@@ -43,7 +43,6 @@ from cim.bulk import (
     by_index_only,
     ids_condition,
     joined,
-    pairs_condition,
     rows_update,
     statistics_refresh,
 )
@@ -60,7 +59,7 @@ from customers.models import (
     SourceIdentifier,
     display_name_for,
 )
-from customers.search import customer_tokens, fold, search_words_add
+from customers.search import customer_tokens, fold, search_tokens_rewrite, search_words_add
 
 from .mapping import IMPORT_FIELDS
 from .reading import FileRejected, csv_rows_counted, open_sheet, workbook_rows_counted
@@ -102,8 +101,6 @@ LOOKED_UP = {
     PostalAddress: ("customer_id",),
 }
 STATISTICS_EVERY = 10
-# Search words a statement of _tokens_rewrite deletes (SQLite's parameters).
-TOKENS_DELETED = 5000
 # The fields by which an address in a row is one the customer has already.
 ADDRESS_KEY = ("street", "city", "postcode", "country")
 PREVIEW_SAMPLE = 20
@@ -1039,38 +1036,12 @@ class Importer:
         self._add_points(added, now)
 
     def _tokens_rewrite(self, customers: list[Customer]) -> None:
-        """The search tokens of renamed customers, from their new names:
-        search_index_refresh's work, without reading back names this process
-        holds (the ORM's way, with its parameters quoted one by one, was a
-        tenth of the writing processes' time in an import that renamed every
-        customer). Only the words that change are written: a rename keeps most
-        of a name's words (the first name, a last name gaining a second part),
-        and deleting and copying them again cost the bench's update 1.3 s of
-        PostgreSQL's 4 (100,000 rows, half of them renamed)."""
-        wanted: dict[tuple[int, str], str] = {}
-        for customer in customers:
-            for word, key in customer_tokens(customer.display_name, folded=customer.search_name):
-                wanted[(customer.pk, word)] = key
-        quote = connection.ops.quote_name
-        table = quote(CustomerSearchToken._meta.db_table)
-        matched, ids = ids_condition("customer_id", [customer.pk for customer in customers])
-        with connection.cursor() as cursor, by_index_only(cursor):
-            cursor.execute(f"SELECT customer_id, token FROM {table} WHERE {matched}", ids)  # noqa: S608
-            stored = set(cursor.fetchall())
-            gone = sorted(stored - wanted.keys())
-            for start in range(0, len(gone), TOKENS_DELETED):
-                condition, params = pairs_condition(
-                    quote("customer_id"), quote("token"), gone[start : start + TOKENS_DELETED]
-                )
-                cursor.execute(f"DELETE FROM {table} WHERE {condition}", params)  # noqa: S608
-        added = [pair for pair in wanted if pair not in stored]
-        # Words of the rows are in the dictionary already (_words_add); those
-        # of stored names kept (a first name, when only the last one changed)
-        # were added when stored.
-        new_words = [(word, wanted[pk, word]) for pk, word in added if word not in self.words_added]
-        if new_words:
-            search_words_add(new_words)
-        self.writer.insert(CustomerSearchToken, ("customer_id", "token"), added)
+        """The search tokens of renamed customers, from the names this process
+        holds: the ORM's way (search_index_refresh), reading them back with
+        their parameters quoted one by one, was a tenth of the writing
+        processes' time in an import that renamed every customer. Words of the
+        rows are in the dictionary already (_words_add)."""
+        search_tokens_rewrite(customers, words_known=self.words_added, writer=self.writer)
 
     # -- the whole file ---------------------------------------------------------
 

@@ -37,7 +37,7 @@ from customers.models import (
     PostalAddress,
     SourceIdentifier,
 )
-from customers.search import search_index_refresh
+from customers.search import search_tokens_rewrite
 from customers.services import removed_with_customer
 
 from .rows import CUSTOMER_FIELDS
@@ -281,7 +281,7 @@ def _customers_restore(ids: list[int], *, user_id: int, reason: str, now) -> int
         Customer, sorted(customers), history_type="~", user_id=user_id, reason=reason, at=now
     )
     if renamed:
-        search_index_refresh(renamed)
+        search_tokens_rewrite([customers[pk] for pk in renamed])
     return len(restored)
 
 
