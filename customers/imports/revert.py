@@ -152,22 +152,28 @@ def _later(history: str, alias: str = "j") -> str:
     )
 
 
+def _ids(sql: str, params: list) -> list[int]:
+    """The ids a query of one column returns, in id order."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(pk for (pk,) in cursor.fetchall())
+
+
 def _changed_since(model, history_type: str, reason: str) -> list[int]:
     """Ids the import recorded with `history_type` that have history since."""
     history = _history_table(model)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT j.id FROM {history} j WHERE j.history_type = %s "  # noqa: S608
-            f"AND j.history_change_reason = %s AND {_later(history)}",
-            [history_type, reason],
-        )
-        return [pk for (pk,) in cursor.fetchall()]
+    return _ids(
+        f"SELECT DISTINCT j.id FROM {history} j WHERE j.history_type = %s "  # noqa: S608
+        f"AND j.history_change_reason = %s AND {_later(history)}",
+        [history_type, reason],
+    )
 
 
-def _created_by_job(reason: str, alias: str = "j") -> str:
-    """SQL: a join to the import's "+" history rows of customers, as `alias`."""
+def _created_by_job(column: str, alias: str = "j") -> str:
+    """SQL: a join of `column` to the import's "+" history rows of customers,
+    as `alias`; its parameter is the import's reason."""
     return (
-        f"{_history_table(Customer)} {alias} ON {{column}} = {alias}.id "
+        f"{_history_table(Customer)} {alias} ON {column} = {alias}.id "
         f"AND {alias}.history_type = '+' AND {alias}.history_change_reason = %s"
     )
 
@@ -175,14 +181,12 @@ def _created_by_job(reason: str, alias: str = "j") -> str:
 def _points_changed_since(model, reason: str) -> list[int]:
     """Created customers whose rows of `model` someone else wrote since:
     added, changed or removed, by history."""
-    join = _created_by_job(reason).format(column="h.customer_id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT h.customer_id FROM {_history_table(model)} h JOIN {join} "  # noqa: S608
-            f"WHERE h.history_change_reason IS NULL OR h.history_change_reason <> %s",
-            [reason, reason],
-        )
-        return [pk for (pk,) in cursor.fetchall()]
+    return _ids(
+        f"SELECT DISTINCT h.customer_id FROM {_history_table(model)} h "  # noqa: S608
+        f"JOIN {_created_by_job('h.customer_id')} "
+        f"WHERE h.history_change_reason IS NULL OR h.history_change_reason <> %s",
+        [reason, reason],
+    )
 
 
 def _pointing_to_customer() -> Iterator[tuple[type[models.Model], models.Field]]:
@@ -204,14 +208,11 @@ def _used_since(reason: str) -> dict[int, str]:
         if foreign_key.name in going.get(model, ()):
             continue
         column = f"m.{connection.ops.quote_name(foreign_key.column)}"
-        join = _created_by_job(reason).format(column=column)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT DISTINCT {column} FROM {_table(model)} m JOIN {join}",  # noqa: S608
-                [reason],
-            )
-            for (pk,) in cursor.fetchall():
-                used.setdefault(pk, set()).add(str(model._meta.verbose_name_plural))
+        for pk in _ids(
+            f"SELECT DISTINCT {column} FROM {_table(model)} m JOIN {_created_by_job(column)}",  # noqa: S608
+            [reason],
+        ):
+            used.setdefault(pk, set()).add(str(model._meta.verbose_name_plural))
     return {pk: ", ".join(sorted(names)) for pk, names in used.items()}
 
 
@@ -289,12 +290,9 @@ def _points_added_to_stored_customers(model, reason: str) -> list[int]:
     """Contact points the import added to customers it did not create, still
     there and not changed since."""
     history = _history_table(model)
-    created = _created_by_job(reason, "c").format(column="p.customer_id")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT p.id FROM {_table(model)} p JOIN {history} j ON j.id = p.id "  # noqa: S608
-            f"LEFT JOIN {created} WHERE c.id IS NULL AND j.history_type = '+' "
-            f"AND j.history_change_reason = %s AND NOT {_later(history)}",
-            [reason, reason],
-        )
-        return sorted(pk for (pk,) in cursor.fetchall())
+    return _ids(
+        f"SELECT DISTINCT p.id FROM {_table(model)} p JOIN {history} j ON j.id = p.id "  # noqa: S608
+        f"LEFT JOIN {_created_by_job('p.customer_id', 'c')} WHERE c.id IS NULL "
+        f"AND j.history_type = '+' AND j.history_change_reason = %s AND NOT {_later(history)}",
+        [reason, reason],
+    )
