@@ -136,11 +136,14 @@ def _identifier_matches(*, user, visible: QuerySet, query: str) -> list[tuple[in
         ]
         if user.has_perm("customers.view_sensitive_identifiers"):
             candidates = {compact.upper(), compact.replace("-", "").upper()}
+            # In no order (they are ranked below): asked in the list's order,
+            # PostgreSQL walked the names' index for a match, 1.2 s at a million
+            # customers whose national ids it had no statistics of yet (right
+            # after a bulk import), against under a millisecond by their index.
+            by_national_id = visible.filter(national_id__in=candidates).order_by()
             matches += [
                 (pk, "national_id", "")
-                for pk in visible.filter(national_id__in=candidates).values_list("pk", flat=True)[
-                    :MAX_SEARCH_RESULTS
-                ]
+                for pk in by_national_id.values_list("pk", flat=True)[:MAX_SEARCH_RESULTS]
             ]
     return matches
 
