@@ -511,8 +511,8 @@ def pairs_condition(
 ) -> tuple[str, list]:
     """SQL that (`id_column`, `text_column`), both quoted, is one of these
     (integer id, text) pairs, and its parameters: on PostgreSQL two texts the
-    server splits and zips (ids_condition's reason), elsewhere row values
-    (at most 5,000 pairs a statement on SQLite, whose limit is 32,766 parameters)."""
+    server splits and zips (ids_condition's reason), elsewhere row values (two
+    parameters a pair: callers keep to SQLite's 32,766 a statement)."""
     if connection.vendor == "postgresql":
         texts = [text for _, text in pairs]
         text = joined(texts)

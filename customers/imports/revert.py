@@ -5,9 +5,9 @@ Why not the ORM's per-object way: a customer saved or deleted one at a time
 costs milliseconds with its history, so undoing a 20,000-row import took 78 s
 and a 100,000-row update 204 s, in a web request; a million rows would have
 taken an hour. Here each step is a statement over a batch of ids, as the
-import itself writes. Deleting by SQL also writes each removed row's history
-once (the ORM's delete added a second "-" row, without the reason or the user,
-for each customer and contact point).
+import itself writes (1.6 s, 8.8 s, and 78 s for a million). Deleting by SQL
+also writes each removed row's history once (the ORM's delete added a second
+"-" row, without the reason or the user, for each customer and contact point).
 
 Which rows are "changed since": those with a history row later than the
 job's own (by history date, then history id), whoever wrote it. Which created
@@ -189,7 +189,7 @@ def _points_changed_since(model, reason: str) -> list[int]:
     )
 
 
-def _pointing_to_customer() -> Iterator[tuple[type[models.Model], models.Field]]:
+def pointing_to_customer() -> Iterator[tuple[type[models.Model], models.Field]]:
     """(model, foreign key) of every relation to Customer but its history's,
     hidden ones (related_name="+") included."""
     for relation in Customer._meta.get_fields(include_hidden=True):
@@ -204,7 +204,7 @@ def _used_since(reason: str) -> dict[int, str]:
     """Created customers that other rows point to, with what those rows are."""
     going = {**WRITTEN_WITH_CUSTOMER, **removed_with_customer()}
     used: dict[int, set[str]] = {}
-    for model, foreign_key in _pointing_to_customer():
+    for model, foreign_key in pointing_to_customer():
         if foreign_key.name in going.get(model, ()):
             continue
         column = f"m.{connection.ops.quote_name(foreign_key.column)}"

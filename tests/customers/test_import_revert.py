@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from compliance.models import KycCase
-from customers.imports.revert import _pointing_to_customer
+from customers.imports.revert import pointing_to_customer
 from customers.imports.services import import_job_revert
 from customers.models import (
     Customer,
@@ -139,7 +139,7 @@ def test_what_was_derived_from_a_removed_customer_goes_with_it(tmp_path, admin):
     assert DuplicateCandidate.history.filter(id=pair.pk, history_type="-").count() == 1
     assert Customer.objects.get() == stored
     # Removed without PostgreSQL's per-row checks: nothing is left pointing nowhere.
-    for model, foreign_key in _pointing_to_customer():
+    for model, foreign_key in pointing_to_customer():
         dangling = model.objects.exclude(**{f"{foreign_key.name}__isnull": True}).exclude(
             **{f"{foreign_key.name}__in": Customer.objects.all()}
         )
