@@ -189,3 +189,19 @@ def test_undoing_an_import_takes_as_many_statements_however_many_rows(tmp_path, 
         return len(queries)
 
     assert statements(3, "few") == statements(30, "many")
+
+
+def test_the_administrator_reverts_from_the_job_page_and_reads_what_was_kept(
+    tmp_path, admin, client_for
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    ann = _customer("C-1")
+    factories.InteractionFactory(customer=ann)
+
+    page = client_for(admin).post(f"/imports/{summary['job']}/revert/", follow=True)
+
+    text = page.content.decode()
+    assert "2 customers removed" in text
+    assert "Changed or used since the import, left as they are" in text
+    assert f"Customer #{ann.pk}" in text and "used since (interactions)" in text
+    assert list(Customer.objects.values_list("pk", flat=True)) == [ann.pk]
