@@ -494,6 +494,24 @@ def ids_condition(column: str, ids: Sequence[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
+def rows_with_ids(
+    cursor, model: type[models.Model], columns: Sequence[str], *, key: str, ids: Sequence[int]
+) -> list[tuple]:
+    """`columns` of the model's rows whose `key` column holds one of these ids,
+    by ids_condition's one parameter (the ORM's IN list quotes each of
+    thousands of ids in Python). Run it under by_index_only: priced as disk
+    reads, 5,000 probes of an index lost to a parallel scan of a million rows
+    (measured: 70 ms and three processes' time against 5 ms)."""
+    quote = connection.ops.quote_name
+    condition, params = ids_condition(quote(key), ids)
+    names = ", ".join(quote(column) for column in columns)
+    cursor.execute(
+        f"SELECT {names} FROM {quote(model._meta.db_table)} WHERE {condition}",  # noqa: S608
+        params,
+    )
+    return cursor.fetchall()
+
+
 # The ASCII unit separator: joins values into one text (a fingerprint's payload,
 # the ids of one lookup) where no typed text holds it.
 SEPARATOR = "\x1f"

@@ -119,20 +119,25 @@ def search_tokens_rewrite(
     by index whatever the planner thinks of the table (by_index_only): never
     analysed after a bulk load, it was read whole for each batch.
     `words_known`: words the caller knows the dictionary (SearchWord) has."""
-    from cim.bulk import RowWriter, by_index_only, ids_condition, pairs_condition
+    from cim.bulk import RowWriter, by_index_only, pairs_condition, rows_with_ids
 
     from .models import CustomerSearchToken
 
+    if not customers:
+        return
     wanted: dict[tuple[int, str], str] = {}
     for customer in customers:
         for word, key in customer_tokens(customer.display_name, folded=customer.search_name):
             wanted[(customer.pk, word)] = key
     quote = connection.ops.quote_name
     table = quote(CustomerSearchToken._meta.db_table)
-    matched, ids = ids_condition("customer_id", [customer.pk for customer in customers])
+    ids = [customer.pk for customer in customers]
     with transaction.atomic(), connection.cursor() as cursor, by_index_only(cursor):
-        cursor.execute(f"SELECT customer_id, token FROM {table} WHERE {matched}", ids)
-        stored = set(cursor.fetchall())
+        stored = set(
+            rows_with_ids(
+                cursor, CustomerSearchToken, ("customer_id", "token"), key="customer_id", ids=ids
+            )
+        )
         gone = sorted(stored - wanted.keys())
         for start in range(0, len(gone), TOKENS_DELETED):
             condition, params = pairs_condition(
@@ -150,23 +155,15 @@ def search_tokens_rewrite(
 
 def search_index_refresh(customer_ids: Iterable[int]) -> None:
     """Rebuild the search tokens of these customers from their stored names."""
-    from .models import Customer, CustomerSearchToken
+    from .models import Customer
 
-    customer_ids = list(customer_ids)
-    with transaction.atomic():
-        CustomerSearchToken.objects.filter(customer_id__in=customer_ids).delete()
-        pairs = [
-            (pk, word_key)
-            for pk, name in Customer.objects.filter(pk__in=customer_ids).values_list(
-                "pk", "display_name"
-            )
-            for word_key in customer_tokens(name)
-        ]
-        search_words_add(word_key for _, word_key in pairs)
-        CustomerSearchToken.objects.bulk_create(
-            [CustomerSearchToken(customer_id=pk, token=word) for pk, (word, _) in pairs],
-            batch_size=5000,
+    search_tokens_rewrite(
+        list(
+            Customer.objects.filter(pk__in=list(customer_ids))
+            .order_by()
+            .only("pk", "display_name", "search_name")
         )
+    )
 
 
 def sounds_like(word: str) -> Q:

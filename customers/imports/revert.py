@@ -26,7 +26,14 @@ from django.db import connection, models
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from cim.bulk import RowWriter, by_index_only, history_insert, ids_condition, rows_update
+from cim.bulk import (
+    RowWriter,
+    by_index_only,
+    history_insert,
+    ids_condition,
+    rows_update,
+    rows_with_ids,
+)
 from customers.models import (
     Customer,
     CustomerGroupObjectPermission,
@@ -238,9 +245,9 @@ def _customers_remove(ids: list[int], *, user_id: int, reason: str, now) -> None
         pks: set[int] = set()
         with connection.cursor() as cursor, by_index_only(cursor):
             for column in columns:
-                condition, params = ids_condition(connection.ops.quote_name(column), ids)
-                cursor.execute(f"SELECT id FROM {_table(model)} WHERE {condition}", params)  # noqa: S608
-                pks.update(pk for (pk,) in cursor.fetchall())
+                pks.update(
+                    pk for (pk,) in rows_with_ids(cursor, model, ("id",), key=column, ids=ids)
+                )
         if pks:
             history_insert(
                 model, sorted(pks), history_type="-", user_id=user_id, reason=reason, at=now
