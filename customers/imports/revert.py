@@ -125,9 +125,10 @@ def import_undo(*, reason: str, user_id: int, revert_reason: str, now) -> Undone
     return undone
 
 
-def _batches(ids: Sequence[int]) -> Iterator[list[int]]:
+def _batches(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    """The ids (in id order, as every list here is) by BATCH."""
     for start in range(0, len(ids), BATCH):
-        yield sorted(ids[start : start + BATCH])
+        yield ids[start : start + BATCH]
 
 
 def _table(model) -> str:
@@ -234,7 +235,7 @@ def _delete(model, column: str, ids: Sequence[int]) -> None:
         cursor.execute(f"DELETE FROM {_table(model)} WHERE {condition}", params)  # noqa: S608
 
 
-def _customers_remove(ids: list[int], *, user_id: int, reason: str, now) -> None:
+def _customers_remove(ids: Sequence[int], *, user_id: int, reason: str, now) -> None:
     """Remove these customers and what goes with them, each row's history first."""
     for model, fields in {**WRITTEN_WITH_CUSTOMER, **removed_with_customer()}.items():
         columns = [model._meta.get_field(name).column for name in fields]
@@ -249,15 +250,16 @@ def _customers_remove(ids: list[int], *, user_id: int, reason: str, now) -> None
                     pk for (pk,) in rows_with_ids(cursor, model, ("id",), key=column, ids=ids)
                 )
         if pks:
+            going_rows = sorted(pks)
             history_insert(
-                model, sorted(pks), history_type="-", user_id=user_id, reason=reason, at=now
+                model, going_rows, history_type="-", user_id=user_id, reason=reason, at=now
             )
-            _delete(model, "id", sorted(pks))
+            _delete(model, "id", going_rows)
     history_insert(Customer, ids, history_type="-", user_id=user_id, reason=reason, at=now)
     _delete(Customer, "id", ids)
 
 
-def _customers_restore(ids: list[int], *, user_id: int, reason: str, now) -> int:
+def _customers_restore(ids: Sequence[int], *, user_id: int, reason: str, now) -> int:
     """Give these customers back their fields as they were before the import
     (the history row before its own); the count restored."""
     with connection.cursor() as cursor, by_index_only(cursor):
