@@ -536,9 +536,10 @@ class ImportJob(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
         FAILED = "failed", "Failed"
+        REVERTING = "reverting", "Reverting"
         REVERTED = "reverted", "Reverted"
 
-    ACTIVE = (Status.PREVIEWING, Status.QUEUED, Status.RUNNING)
+    ACTIVE = (Status.PREVIEWING, Status.QUEUED, Status.RUNNING, Status.REVERTING)
     # An operator's file (import_customers) is stored by its resolved, absolute
     # path; an upload by its path inside MEDIA_ROOT. OPERATOR_FILE: those jobs,
     # in a query (is_upload: the same rule for one job).
@@ -585,6 +586,13 @@ class ImportJob(models.Model):
     )
     reverted_at = models.DateTimeField(null=True, blank=True)
     revert_report = models.JSONField(default=dict, blank=True)
+    # The undo runs in a worker, in one transaction: its progress is written
+    # beside it (customers.imports.revert), and is all the page can see of it
+    # before it commits. reverted_by is who asked.
+    revert_requested_at = models.DateTimeField(null=True, blank=True)
+    revert_phase = models.CharField(max_length=80, blank=True)
+    revert_done = models.IntegerField(default=0)
+    revert_total = models.IntegerField(default=0)
     # When the uploaded file (and its rows copy) was deleted: the job can no
     # longer be previewed, run or resumed. Its counts, history and error
     # report stay.

@@ -30,6 +30,15 @@ def import_run(job_id: int) -> dict | None:
     return import_job_run(job_id=job_id)
 
 
+@shared_task(
+    name="customers.tasks.import_revert", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300
+)
+def import_revert(job_id: int) -> dict | None:
+    from .imports.services import import_job_revert_run
+
+    return import_job_revert_run(job_id=job_id)
+
+
 @shared_task(name="customers.tasks.import_recover_stalled")
 def import_recover_stalled() -> int:
     from .imports.services import import_jobs_recover_stalled

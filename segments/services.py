@@ -35,10 +35,11 @@ from contextlib import contextmanager
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cim.audit import is_system_actor
+from cim.progress import written_aside
 
 from .models import CustomerSegment, QualitySnapshot, SegmentRun, SegmentSummary
 
@@ -258,28 +259,11 @@ def segment_run_execute(*, run_id: int) -> SegmentRun | None:
 @contextmanager
 def _progress_writer(run_id: int) -> Iterator[Progress]:
     """Writes a run's progress where the status poll can read it while the
-    recompute's own transaction is still open: through a second connection
-    (autocommit), on PostgreSQL. Elsewhere, or when the caller is itself inside
-    a transaction (which may hold the run's row lock, and whose rows the second
-    connection could not see), progress is not written: the run goes from
-    running to completed."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        yield _no_progress
-        return
-    side = connections.create_connection(DEFAULT_DB_ALIAS)
-    table = SegmentRun._meta.db_table
-
-    def write(done: int, phase: str) -> None:
-        with side.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET steps_done = %s, phase = %s WHERE id = %s",  # noqa: S608
-                [done, phase, run_id],
-            )
-
-    try:
-        yield write
-    finally:
-        side.close()
+    recompute's own transaction is still open (cim.progress: on PostgreSQL,
+    and not when the caller is itself inside a transaction; otherwise the run
+    goes from running to completed)."""
+    with written_aside(SegmentRun, run_id) as write:
+        yield lambda done, phase: write(steps_done=done, phase=phase)
 
 
 def quality_snapshot_take(*, day: datetime.date | None = None) -> QualitySnapshot:

@@ -1,11 +1,12 @@
-"""Undoing an import, set-based: what import_job_revert does once it has checked
-who asks and locked the job.
+"""Undoing an import, set-based: what import_job_revert_run does in a worker
+once it has checked who asked and made sure no other worker is at it.
 
 Why not the ORM's per-object way: a customer saved or deleted one at a time
 costs milliseconds with its history, so undoing a 20,000-row import took 78 s
 and a 100,000-row update 204 s, in a web request; a million rows would have
 taken an hour. Here each step is a statement over a batch of ids, as the
-import itself writes (1.6 s, 8.8 s, and 78 s for a million). Deleting by SQL
+import itself writes (1.6 s, 8.8 s, and 78 s for a million: still too long
+for a request, so a worker runs it). Deleting by SQL
 also writes each removed row's history once (the ORM's delete added a second
 "-" row, without the reason or the user, for each customer and contact point).
 
@@ -18,7 +19,7 @@ listed in the report and left as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
@@ -66,6 +67,14 @@ WRITTEN_WITH_CUSTOMER: dict[type[models.Model], tuple[str, ...]] = {
 }
 
 
+# Told what the undo does: (phase, items done, items in the phase).
+Progress = Callable[[str, int, int], None]
+
+
+def _silent(phase: str, done: int, total: int) -> None:
+    return None
+
+
 @dataclass
 class Undone:
     removed: int = 0
@@ -74,18 +83,23 @@ class Undone:
     conflicts: list[dict] = field(default_factory=list)
 
 
-def import_undo(*, reason: str, user_id: int, revert_reason: str, now) -> Undone:
+def import_undo(
+    *, reason: str, user_id: int, revert_reason: str, now, progress: Progress = _silent
+) -> Undone:
     """Undo what the import whose history rows carry `reason` wrote, recording
-    the undo in history as `revert_reason` by `user_id` at `now`."""
+    the undo in history as `revert_reason` by `user_id` at `now`; `progress`
+    is told of each phase as it starts and of each batch done."""
     undone = Undone()
+    progress("Finding what the import wrote", 0, 0)
     created = _ids_recorded(Customer, "+", reason)
     created_set = set(created)
     # Locked before they are checked: a row pointing to one of them, added by
     # another transaction meanwhile, waits for this one and then fails its own
     # foreign-key check, rather than being left pointing nowhere (the rows
     # below are removed without PostgreSQL's per-row checks).
-    for batch in _batches(created):
+    for batch in _batches(created, "Locking the customers it created", progress):
         _lock(Customer, batch)
+    progress("Checking which were changed or used since", 0, 0)
     held = dict.fromkeys(
         _changed_since(Customer, "+", reason), "created by the import, changed since"
     )
@@ -100,22 +114,25 @@ def import_undo(*, reason: str, user_id: int, revert_reason: str, now) -> Undone
         # removed first, and those that anything else points to are held.
         # Checked by PostgreSQL, each removed customer queued a check per
         # foreign key to it (28) at commit: 530,000 queries for 19,000.
-        for batch in _batches(removable):
+        for batch in _batches(removable, "Removing the customers it created", progress):
             _customers_remove(batch, user_id=user_id, reason=revert_reason, now=now)
     undone.removed = len(removable)
 
+    progress("Finding the customers it updated", 0, 0)
     updated = _ids_recorded(Customer, "~", reason)
     changed = set(_changed_since(Customer, "~", reason))
     for pk in updated:
         if pk in changed:
             held.setdefault(pk, "updated by the import, changed since")
     restorable = [pk for pk in updated if pk not in changed and pk not in created_set]
-    for batch in _batches(restorable):
+    for batch in _batches(restorable, "Restoring the customers it updated", progress):
         undone.restored += _customers_restore(batch, user_id=user_id, reason=revert_reason, now=now)
 
     for model in CONTACT_POINTS:
+        progress(f"Finding the {model._meta.verbose_name_plural} it added", 0, 0)
         added = _points_added_to_stored_customers(model, reason)
-        for batch in _batches(added):
+        phase = f"Removing the {model._meta.verbose_name_plural} it added"
+        for batch in _batches(added, phase, progress):
             history_insert(
                 model, batch, history_type="-", user_id=user_id, reason=revert_reason, at=now
             )
@@ -125,10 +142,13 @@ def import_undo(*, reason: str, user_id: int, revert_reason: str, now) -> Undone
     return undone
 
 
-def _batches(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    """The ids (in id order, as every list here is) by BATCH."""
+def _batches(ids: Sequence[int], phase: str, progress: Progress) -> Iterator[Sequence[int]]:
+    """The ids (in id order, as every list here is) by BATCH, telling `progress`
+    before each batch and once all are done."""
     for start in range(0, len(ids), BATCH):
+        progress(phase, start, len(ids))
         yield ids[start : start + BATCH]
+    progress(phase, len(ids), len(ids))
 
 
 def _table(model) -> str:

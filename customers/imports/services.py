@@ -13,11 +13,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from cim.audit import is_system_actor
+from cim.progress import written_aside
 from customers.models import (
     ImportJob,
     ImportMapping,
@@ -34,6 +35,9 @@ STALE_AFTER_SECONDS = 120
 NOT_CONFIRMABLE = "Only a previewed import can be confirmed (this one is {status})."
 NOT_RESUMABLE = "Only a failed or stalled import can be resumed (this one is {status})."
 NOT_REVERTIBLE = "Only a completed import can be reverted (this one is {status})."
+REVERT_FAILED = "The undo stopped and changed nothing: {error} Revert it again to retry."
+# The first key of the advisory locks that keep an import's undo to one worker.
+UNDO_LOCK_SPACE = 4_181_801
 NOT_CANCELLABLE = "This import is {status}; there is nothing to cancel."
 FILE_DELETED = (
     "The uploaded file of this import was deleted on {date}: upload it again to import it."
@@ -316,7 +320,28 @@ def import_jobs_recover_stalled() -> int:
     for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale):
         import_job_resume(actor=None, job=job)
         recovered += 1
-    return recovered
+    return recovered + _undos_requeue(stale)
+
+
+def _undos_requeue(stale) -> int:
+    """Queue again the undos whose worker died (heartbeats stopped), or whose
+    message was lost before any worker took it (none since it was queued,
+    STALE_AFTER_SECONDS ago). A message still waiting in the queue meanwhile
+    finds the job claimed, or reverted, and does nothing."""
+    from customers.tasks import import_revert
+
+    lost = ImportJob.objects.filter(status=ImportJob.Status.REVERTING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, revert_requested_at__lt=stale)
+    )
+    requeued = 0
+    for pk in lost.values_list("pk", flat=True):
+        # Marked as queued now: the next recovery gives this message its time.
+        ImportJob.objects.filter(pk=pk).update(
+            heartbeat_at=None, revert_requested_at=timezone.now()
+        )
+        import_revert.delay(pk)
+        requeued += 1
+    return requeued
 
 
 def import_uploads_expire(*, now=None) -> int:
@@ -356,29 +381,112 @@ def import_uploads_expire(*, now=None) -> int:
     return deleted
 
 
-@transaction.atomic
-def import_job_revert(*, actor: AbstractBaseUser, job: ImportJob) -> dict:
-    """Undo an import: remove the customers it created and restore the fields it
-    changed from history, unless someone changed them since (then listed only)."""
+def import_job_revert_request(*, actor: AbstractBaseUser, job: ImportJob) -> ImportJob:
+    """Queue the undo of a completed import for a worker (import_job_revert_run):
+    a million-row import takes over a minute to undo, longer than a request
+    may. The job shows "Reverting" and the undo's progress meanwhile."""
     _require(actor)
-    job = ImportJob.objects.select_for_update().get(pk=job.pk)
-    if job.status != ImportJob.Status.COMPLETED:
-        raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
+    from customers.tasks import import_revert
+
+    with transaction.atomic():
+        queued = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.COMPLETED).update(
+            status=ImportJob.Status.REVERTING,
+            reverted_by=actor,
+            revert_requested_at=timezone.now(),
+            heartbeat_at=None,
+            revert_phase="",
+            revert_done=0,
+            revert_total=0,
+            error_message="",
+        )
+        if not queued:
+            job.refresh_from_db()
+            raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
+        import_revert.delay_on_commit(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def import_job_revert_run(*, job_id: int) -> dict | None:
+    """Undo a reverting job, in one transaction: remove the customers it created
+    and restore the fields it changed from history, unless someone changed them
+    since (then listed only). The report; None when this delivery has nothing
+    to do (the job is reverted already, or another worker is undoing it).
+
+    A failure rolls everything back and returns the job to completed with the
+    error, to be reverted again; a worker that dies mid-way is replaced by the
+    stalled-job recovery (the rolled-back undo starts over)."""
     now = timezone.now()
-    revert_reason = f"revert of import #{job.pk}"[:100]
-    undone = import_undo(
-        reason=job.history_reason, user_id=actor.pk, revert_reason=revert_reason, now=now
+    stale = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    claimed = (
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.REVERTING)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(heartbeat_at=now)
     )
-    report = {
-        "removed": undone.removed,
-        "restored": undone.restored,
-        "contact_points_removed": undone.contact_points_removed,
-        "conflicts": undone.conflicts[:500],
-        "conflict_count": len(undone.conflicts),
-    }
-    job.status = ImportJob.Status.REVERTED
-    job.reverted_by, job.reverted_at, job.revert_report = actor, now, report
-    job.save(update_fields=["status", "reverted_by", "reverted_at", "revert_report"])
+    if not claimed:
+        return None
+    job = ImportJob.objects.select_related("reverted_by").get(pk=job_id)
+    actor = job.reverted_by
+    revert_reason = f"revert of import #{job.pk}"[:100]
+    try:
+        if actor is None or not actor.is_active:
+            raise PermissionDenied("The administrator who asked for the undo no longer has access.")
+        _require(actor)
+        with written_aside(ImportJob, job_id) as write, transaction.atomic():
+            if not _undo_exclusive(job_id):
+                return None
+
+            def progress(phase: str, done: int, total: int) -> None:
+                write(
+                    revert_phase=phase,
+                    revert_done=done,
+                    revert_total=total,
+                    heartbeat_at=timezone.now(),
+                )
+
+            undone = import_undo(
+                reason=job.history_reason,
+                user_id=actor.pk,
+                revert_reason=revert_reason,
+                now=now,
+                progress=progress,
+            )
+            report = {
+                "removed": undone.removed,
+                "restored": undone.restored,
+                "contact_points_removed": undone.contact_points_removed,
+                "conflicts": undone.conflicts[:500],
+                "conflict_count": len(undone.conflicts),
+            }
+            ImportJob.objects.filter(pk=job_id).update(
+                status=ImportJob.Status.REVERTED,
+                reverted_at=now,
+                revert_report=report,
+                revert_phase="",
+                heartbeat_at=None,
+            )
+    except Exception as error:
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.REVERTING).update(
+            status=ImportJob.Status.COMPLETED,
+            error_message=REVERT_FAILED.format(error=error),
+            reverted_by=None,
+            revert_requested_at=None,
+            revert_phase="",
+            heartbeat_at=None,
+        )
+        raise
     # Restored names are screened and matched again, as the import's were.
     customers_bulk_changed(created=0, updated=undone.restored, reason=revert_reason)
     return report
+
+
+def _undo_exclusive(job_id: int) -> bool:
+    """Whether this transaction is the only one undoing the job: a worker whose
+    undo outlived its heartbeats in one long statement, and the one the
+    recovery queued meanwhile, must not both run it. On PostgreSQL, a lock
+    held until commit; elsewhere (SQLite, one writer at a time) always true."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [UNDO_LOCK_SPACE, job_id])
+        return cursor.fetchone()[0]

@@ -61,7 +61,7 @@ def import_detail(request, pk: int):
 
 @permission_required(IMPORT, raise_exception=True)
 def import_progress(request, pk: int):
-    job = get_object_or_404(ImportJob, pk=pk)
+    job = get_object_or_404(ImportJob.objects.select_related("reverted_by"), pk=pk)
     response = render(
         request,
         "imports/partials/_progress.html",
@@ -105,7 +105,7 @@ def import_resume(request, pk: int):
 @require_POST
 @permission_required(IMPORT, raise_exception=True)
 def import_revert(request, pk: int):
-    return _act(request, pk, services.import_job_revert)
+    return _act(request, pk, services.import_job_revert_request)
 
 
 @permission_required(IMPORT, raise_exception=True)

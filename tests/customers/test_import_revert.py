@@ -1,13 +1,24 @@
 """An administrator undoes an import: the customers it created go, the fields it
 changed come back, and whatever someone did since is listed, never lost."""
 
+import datetime
+
+import pytest
+import time_machine
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.core.exceptions import PermissionDenied
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from compliance.models import KycCase
 from customers.imports.revert import pointing_to_customer
-from customers.imports.services import import_job_revert
+from customers.imports.services import (
+    UNDO_LOCK_SPACE,
+    import_job_revert_request,
+    import_job_revert_run,
+    import_jobs_recover_stalled,
+)
 from customers.models import (
     Customer,
     CustomerSearchToken,
@@ -19,7 +30,7 @@ from customers.models import (
 )
 from duplicates.models import DuplicateCandidate, MatchKey
 from tests import factories
-from tests.customers.test_imports import GOOD, HEADER, run_import, write
+from tests.customers.test_imports import GOOD, HEADER, revert, run_import, write
 
 
 def _customer(external_id: str) -> Customer:
@@ -29,7 +40,7 @@ def _customer(external_id: str) -> Customer:
 def _revert(admin, summary) -> dict:
     # The administrator as a new request loads them, permissions not yet cached.
     admin = get_user_model().objects.get(pk=admin.pk)
-    return import_job_revert(actor=admin, job=ImportJob.objects.get(pk=summary["job"]))
+    return revert(admin, ImportJob.objects.get(pk=summary["job"]))
 
 
 def test_each_removed_row_gets_one_history_row_naming_the_undo_and_who(tmp_path, admin):
@@ -192,16 +203,230 @@ def test_undoing_an_import_takes_as_many_statements_however_many_rows(tmp_path, 
 
 
 def test_the_administrator_reverts_from_the_job_page_and_reads_what_was_kept(
-    tmp_path, admin, client_for
+    tmp_path, admin, client_for, celery_eager, django_capture_on_commit_callbacks
 ):
     summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
     ann = _customer("C-1")
     factories.InteractionFactory(customer=ann)
+    browser = client_for(admin)
 
-    page = client_for(admin).post(f"/imports/{summary['job']}/revert/", follow=True)
+    with django_capture_on_commit_callbacks() as queued:
+        page = browser.post(f"/imports/{summary['job']}/revert/", follow=True)
+    # Until a worker has run it, the page says so, and nothing has changed.
+    assert "Reverting" in page.content.decode()
+    assert "Waiting for a worker" in page.content.decode()
+    assert Customer.objects.count() == 3
+    for task in queued:
+        task()
+    page = browser.get(f"/imports/{summary['job']}/")
 
     text = page.content.decode()
     assert "2 customers removed" in text
     assert "Changed or used since the import, left as they are" in text
     assert f"Customer #{ann.pk}" in text and "used since (interactions)" in text
     assert list(Customer.objects.values_list("pk", flat=True)) == [ann.pk]
+
+
+@pytest.mark.parametrize("username", ["staff", "support", "steward", "officer", "auditor"])
+def test_only_an_administrator_reverts_a_completed_import_even_by_crafted_post(
+    tmp_path, username, persona, client_for, django_capture_on_commit_callbacks
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = client_for(persona(username)).post(f"/imports/{summary['job']}/revert/")
+
+    assert response.status_code == 403
+    assert queued == []
+    assert ImportJob.objects.get(pk=summary["job"]).status == "completed"
+    assert Customer.objects.count() == 3
+
+
+def test_an_undo_asked_twice_is_queued_once(tmp_path, admin, client_for):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    browser = client_for(admin)
+    browser.post(f"/imports/{summary['job']}/revert/")
+
+    page = browser.post(f"/imports/{summary['job']}/revert/", follow=True)
+
+    assert "Only a completed import can be reverted (this one is Reverting)" in (
+        page.content.decode()
+    )
+
+
+def test_a_redelivered_undo_does_nothing_and_a_running_one_is_not_run_twice(tmp_path, admin):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    # Another worker has it: its heartbeat is fresh.
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+    assert import_job_revert_run(job_id=job.pk) is None
+    assert Customer.objects.count() == 3
+
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=None)
+    assert import_job_revert_run(job_id=job.pk)["removed"] == 3
+    assert import_job_revert_run(job_id=job.pk) is None  # the message again
+    assert Customer.history.filter(history_type="-").count() == 3
+
+
+def test_an_undo_that_fails_changes_nothing_and_can_be_asked_again(
+    tmp_path, admin, support, monkeypatch
+):
+    from customers.imports import revert as undo
+
+    run_import(write(tmp_path, "\n".join([HEADER, GOOD[0]]), "base.csv"))
+    text = "\n".join([HEADER, GOOD[0].replace(",Lee,", ",Kay,"), *GOOD[1:]])
+    summary = run_import(write(tmp_path, text, "v2.csv"))
+    job = ImportJob.objects.get(pk=summary["job"])
+    history_rows = Customer.history.count()
+
+    def restore_fails(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    # It fails after the created customers are removed, before the rest.
+    monkeypatch.setattr(undo, "_customers_restore", restore_fails)
+    import_job_revert_request(actor=admin, job=job)
+    with pytest.raises(OperationalError):
+        import_job_revert_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "completed"
+    assert job.error_message == (
+        "The undo stopped and changed nothing: server closed the connection unexpectedly "
+        "Revert it again to retry."
+    )
+    assert Customer.objects.count() == 3 and Customer.history.count() == history_rows
+    assert _customer("C-1").last_name == "Kay"
+
+    monkeypatch.undo()
+    assert revert(admin, job)["removed"] == 2
+    assert _customer("C-1").last_name == "Lee"
+
+
+def test_an_undo_asked_by_someone_no_longer_administrator_is_not_run(
+    tmp_path, admin, django_capture_on_commit_callbacks
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    admin.groups.clear()
+
+    with pytest.raises(PermissionDenied):
+        import_job_revert_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.reverted_by) == ("completed", None)
+    assert "Only administrators import customers." in job.error_message
+    assert Customer.objects.count() == 3
+
+
+def test_an_undo_whose_worker_died_is_queued_again_and_finishes(
+    tmp_path, admin, celery_eager, django_capture_on_commit_callbacks
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    # The worker claimed it and was killed: its transaction rolled back, its
+    # heartbeats stopped.
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - datetime.timedelta(minutes=5),
+        revert_phase="Removing the customers it created",
+    )
+
+    assert import_jobs_recover_stalled() == 1
+
+    job.refresh_from_db()
+    assert job.status == "reverted"
+    assert job.revert_report["removed"] == 3
+    assert not Customer.objects.exists()
+
+
+def test_an_undo_never_taken_by_a_worker_is_queued_again_only_after_a_while(
+    tmp_path, admin, monkeypatch
+):
+    from customers import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.import_revert, "delay", queued.append)
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+
+    assert import_jobs_recover_stalled() == 0
+    with time_machine.travel(timezone.now() + datetime.timedelta(minutes=3)):
+        assert import_jobs_recover_stalled() == 1
+        assert import_jobs_recover_stalled() == 0  # given its time again
+    assert queued == [job.pk]
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="progress and the undo's lock are written beside the transaction on PostgreSQL",
+)
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_page_sees_the_undo_progress_before_it_commits(tmp_path, admin, monkeypatch):
+    from customers.imports import revert as undo
+
+    rows = [f"P-{n},Ann,Lee{n},,,,GB,,," for n in range(12)]
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *rows])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    monkeypatch.setattr(undo, "BATCH", 5)
+    seen = []
+    remove = undo._customers_remove
+    page = connections.create_connection(DEFAULT_DB_ALIAS)
+
+    def remove_and_look(ids, **kwargs):
+        remove(ids, **kwargs)
+        # What the progress poll reads meanwhile, on its own connection.
+        with page.cursor() as cursor:
+            cursor.execute(
+                "SELECT status, revert_phase, revert_done, revert_total, heartbeat_at IS NOT NULL "
+                "FROM customers_importjob WHERE id = %s",
+                [job.pk],
+            )
+            seen.append(cursor.fetchone())
+            cursor.execute("SELECT count(*) FROM customers_customer")
+            seen.append(cursor.fetchone())
+
+    monkeypatch.setattr(undo, "_customers_remove", remove_and_look)
+    try:
+        assert import_job_revert_run(job_id=job.pk)["removed"] == 12
+    finally:
+        page.close()
+
+    phase = "Removing the customers it created"
+    assert seen == [
+        ("reverting", phase, 0, 12, True),
+        (12,),
+        ("reverting", phase, 5, 12, True),
+        (12,),
+        ("reverting", phase, 10, 12, True),
+        (12,),
+    ]
+    job.refresh_from_db()
+    assert (job.status, job.revert_phase) == ("reverted", "")
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_second_worker_does_not_undo_what_another_is_undoing(tmp_path, admin):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    first = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        # The first worker's undo, in one long statement past its heartbeats.
+        with first.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [UNDO_LOCK_SPACE, job.pk])
+            assert import_job_revert_run(job_id=job.pk) is None
+            cursor.execute("ROLLBACK")
+    finally:
+        first.close()
+
+    assert Customer.objects.count() == 3
+    assert ImportJob.objects.get(pk=job.pk).status == "reverting"

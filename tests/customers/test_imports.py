@@ -22,7 +22,8 @@ from customers.imports.mapping import auto_map
 from customers.imports.services import (
     import_job_create,
     import_job_resume,
-    import_job_revert,
+    import_job_revert_request,
+    import_job_revert_run,
     import_job_run,
 )
 from customers.models import (
@@ -56,6 +57,12 @@ def run_import(path, *args, source="crm") -> dict:
         "import_customers", str(path), "--source", source, *args, stdout=out, stderr=io.StringIO()
     )
     return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def revert(actor, job: ImportJob) -> dict:
+    """The actor asks for the undo, and a worker runs it (here, at once)."""
+    import_job_revert_request(actor=actor, job=job)
+    return import_job_revert_run(job_id=job.pk)
 
 
 def test_a_file_creates_customers_with_normalised_contact_points(tmp_path):
@@ -898,7 +905,7 @@ def test_revert_removes_created_and_restores_updated_customers(tmp_path, admin):
     text = "\n".join([HEADER, GOOD[0].replace("Lee", "Kay"), *GOOD[1:]])
     summary = run_import(write(tmp_path, text, "second.csv"))
     job = ImportJob.objects.get(pk=summary["job"])
-    report = import_job_revert(actor=admin, job=job)
+    report = revert(admin, job)
     assert (report["removed"], report["restored"], report["conflict_count"]) == (2, 1, 0)
     ann = SourceIdentifier.objects.get(external_id="C-1").customer
     assert ann.last_name == "Lee"
@@ -917,7 +924,7 @@ def test_revert_lists_but_does_not_overwrite_customers_changed_since(tmp_path, a
     bob = SourceIdentifier.objects.get(external_id="C-2").customer
     services.customer_update(actor=support, customer=ann, reason="fix", first_name="Anna")
     services.customer_update(actor=support, customer=bob, reason="fix", first_name="Robert")
-    report = import_job_revert(actor=admin, job=ImportJob.objects.get(pk=summary["job"]))
+    report = revert(admin, ImportJob.objects.get(pk=summary["job"]))
     assert (report["removed"], report["restored"], report["conflict_count"]) == (0, 0, 2)
     ann.refresh_from_db()
     assert (ann.first_name, ann.last_name) == ("Anna", "Kay")
