@@ -19,7 +19,7 @@ from customers.imports.services import (
     import_jobs_recover_stalled,
 )
 from customers.models import Customer, ImportJob, SourceIdentifier
-from tests.conftest import services_required
+from tests.conftest import make_persona, services_required
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -152,3 +152,58 @@ def test_sigkill_mid_import_then_resume_gives_exactly_the_right_rows(tmp_path, w
     assert Customer.objects.count() == ROWS
     assert SourceIdentifier.objects.filter(source="fault").count() == ROWS
     assert Customer.history.filter(history_type="+").count() == ROWS
+
+
+UNDO_ROWS = 20_000
+
+
+def test_sigkill_mid_undo_changes_nothing_and_the_recovery_finishes_it(tmp_path):
+    _needs_real_services()
+    from django.contrib.auth import get_user_model
+
+    from cim.celery import app
+    from customers.imports.revert import BATCH
+    from customers.imports.services import import_job_revert_request
+    from tests.customers.test_imports import run_import
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("imports")
+    path = tmp_path / "undo.csv"
+    path.write_text(
+        "external_id,first_name,last_name\n"
+        + "".join(f"U-{i},First{i},Last{i}\n" for i in range(UNDO_ROWS))
+    )
+    job = ImportJob.objects.get(pk=run_import(path, source="fault")["job"])
+    admin = get_user_model().objects.get(pk=make_persona("admin").pk)
+    history_rows = Customer.history.count()
+
+    worker = start_worker()
+    try:
+        import_job_revert_request(actor=admin, job=job)
+        # Killed between two of its batches, with most customers still to go.
+        assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).revert_done >= BATCH)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    job.refresh_from_db()
+    assert job.status == "reverting" and job.revert_done < job.revert_total == UNDO_ROWS
+    # Its one transaction rolled back: everything is as before the undo.
+    assert Customer.objects.count() == UNDO_ROWS
+    assert Customer.history.count() == history_rows
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
+
+    worker = start_worker()
+    try:
+        assert import_jobs_recover_stalled() == 1
+        assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == "reverted", 90)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+    job.refresh_from_db()
+    assert job.revert_report["removed"] == UNDO_ROWS
+    assert not Customer.objects.exists()
+    assert Customer.history.filter(history_type="-").count() == UNDO_ROWS
