@@ -336,11 +336,11 @@ def _undos_requeue(stale) -> int:
     requeued = 0
     for pk in lost.values_list("pk", flat=True):
         # Marked as queued now: the next recovery gives this message its time.
-        ImportJob.objects.filter(pk=pk).update(
+        if ImportJob.objects.filter(pk=pk, status=ImportJob.Status.REVERTING).update(
             heartbeat_at=None, revert_requested_at=timezone.now()
-        )
-        import_revert.delay(pk)
-        requeued += 1
+        ):
+            import_revert.delay(pk)
+            requeued += 1
     return requeued
 
 
