@@ -28,7 +28,8 @@ def display_name_for(
     """The name a customer is listed under; bulk paths call it without an instance."""
     if kind == "organization":
         return organization_name.strip()
-    return " ".join(part for part in (first_name.strip(), last_name.strip()) if part)
+    first, last = first_name.strip(), last_name.strip()
+    return f"{first} {last}" if first and last else first or last
 
 
 class CustomerHistory(HistoricalRecords):

@@ -118,6 +118,17 @@ def _country(country_code: int) -> _Region | None:
 def parse_plain(raw: str, region: str | None) -> PhoneNumber | None:
     """phonenumbers.parse(raw, region) for a plainly written number; None where
     this cannot be sure of parse's answer (including its errors)."""
+    parts = plain_parts(raw, region)
+    if parts is None:
+        return None
+    return PhoneNumber(country_code=parts[0], national_number=int(parts[1]))
+
+
+def plain_parts(raw: str, region: str | None) -> tuple[int, str] | None:
+    """parse_plain's number as its country code and national significant number
+    (never starting with 0, so its E.164 form is "+" and the two): what
+    validating and formatting need, without building the PhoneNumber (which,
+    with reading its national number back and formatting it, took 1.6 us)."""
     if len(raw) > _MAX_INPUT_LENGTH or _PLAIN.fullmatch(raw) is None:
         return None
     digits = raw.translate(_SEPARATORS)
@@ -134,7 +145,7 @@ def parse_plain(raw: str, region: str | None) -> PhoneNumber | None:
     return _national(digits, read_in)
 
 
-def _international(digits: str) -> PhoneNumber | None:
+def _international(digits: str) -> tuple[int, str] | None:
     """The number after "+" or an exit code (none starts with 0: parse reads an
     exit code followed by 0 as the start of a national number)."""
     if digits[:1] in ("", "0"):
@@ -152,10 +163,10 @@ def _international(digits: str) -> PhoneNumber | None:
     if country is None or country.national_prefix(nsn):
         # parse may strip a national prefix here ("+44 (0)20"): it decides.
         return None
-    return PhoneNumber(country_code=country_code, national_number=int(nsn))
+    return country_code, nsn
 
 
-def _national(digits: str, region: _Region) -> PhoneNumber | None:
+def _national(digits: str, region: _Region) -> tuple[int, str] | None:
     """A number in national form, read in `region`."""
     if digits.startswith(str(region.country_code)):
         # parse may take these digits for the country code written without "+".
@@ -181,4 +192,4 @@ def _national(digits: str, region: _Region) -> PhoneNumber | None:
             nsn = stripped
     if len(nsn) not in _NSN_LENGTHS or nsn[0] == "0":
         return None
-    return PhoneNumber(country_code=region.country_code, national_number=int(nsn))
+    return region.country_code, nsn

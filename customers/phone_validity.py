@@ -125,4 +125,10 @@ def _country_check(country_code: int) -> Callable[[str], bool]:
 
 def is_valid_number(number: PhoneNumber) -> bool:
     """phonenumbers.is_valid_number(number), with the patterns compiled once."""
-    return _country_check(number.country_code)(national_significant_number(number))
+    return is_valid_parts(number.country_code, national_significant_number(number))
+
+
+def is_valid_parts(country_code: int, national_significant: str) -> bool:
+    """is_valid_number of the number with this country code and national
+    significant number."""
+    return _country_check(country_code)(national_significant)

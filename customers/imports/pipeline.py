@@ -134,13 +134,14 @@ CUSTOMER_COLUMNS = (
 
 
 def compose_display_name(fields: dict) -> str:
-    """Customer.compose_display_name for a row, without building a model instance."""
+    """Customer.compose_display_name for a row, without building a model instance
+    (nor a dict of keyword arguments: 2.5 us a validated row against 1)."""
+    get = fields.get
     return display_name_for(
-        **{
-            k: fields[k]
-            for k in ("kind", "first_name", "last_name", "organization_name")
-            if k in fields
-        }
+        kind=fields["kind"],
+        first_name=get("first_name", ""),
+        last_name=get("last_name", ""),
+        organization_name=get("organization_name", ""),
     )
 
 

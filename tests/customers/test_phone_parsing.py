@@ -17,7 +17,7 @@ from phonenumbers import (
 )
 
 from customers import normalization
-from customers.phone_parsing import parse_plain
+from customers.phone_parsing import parse_plain, plain_parts
 
 from .phone_examples import example_numbers
 
@@ -122,6 +122,10 @@ def test_every_number_it_parses_gets_phonenumbers_answer_in_every_region():
         answered += 1
         if fast != (expected := _parsed(raw, region)):
             disagreements.append((raw, region, str(fast), str(expected)))
+        elif "+{}{}".format(*plain_parts(raw, region)) != phonenumbers.format_number(
+            expected, PhoneNumberFormat.E164
+        ):
+            disagreements.append((raw, region, "E.164", str(expected)))
 
     assert len(corpus) > 500_000
     assert answered > 250_000, "most plainly written numbers must be parsed here"
