@@ -61,3 +61,14 @@ class ConfirmForm(forms.Form):
         widget=forms.RadioSelect,
         initial="0",
     )
+
+
+class RevertForm(forms.Form):
+    """Undoing a large import is one click from removing thousands of customers:
+    the Administrator ticks what it does first (the view refuses a post without)."""
+
+    confirm = forms.BooleanField(
+        required=True,
+        label="Remove the customers this import created and restore the fields it changed",
+        error_messages={"required": "Tick the box to confirm the revert."},
+    )

@@ -11,7 +11,7 @@ from cim.spreadsheets import neutralise
 from customers.models import ImportJob
 
 from . import services
-from .forms import ConfirmForm, MappingForm, UploadForm
+from .forms import ConfirmForm, MappingForm, RevertForm, UploadForm
 
 IMPORT = "customers.import_customers"
 JOBS_SHOWN = 50
@@ -54,6 +54,7 @@ def import_detail(request, pk: int):
         "job": job,
         "mapping_form": mapping_form,
         "confirm_form": ConfirmForm(),
+        "revert_form": RevertForm(),
         "stalled": services.import_job_is_stalled(job),
     }
     return render(request, "imports/detail.html", context)
@@ -105,6 +106,10 @@ def import_resume(request, pk: int):
 @require_POST
 @permission_required(IMPORT, raise_exception=True)
 def import_revert(request, pk: int):
+    form = RevertForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["confirm"]))
+        return redirect("imports:detail", pk=pk)
     return _act(request, pk, services.import_job_revert_request)
 
 

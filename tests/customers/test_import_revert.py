@@ -211,7 +211,7 @@ def test_the_administrator_reverts_from_the_job_page_and_reads_what_was_kept(
     browser = client_for(admin)
 
     with django_capture_on_commit_callbacks() as queued:
-        page = browser.post(f"/imports/{summary['job']}/revert/", follow=True)
+        page = browser.post(f"/imports/{summary['job']}/revert/", {"confirm": "on"}, follow=True)
     # Until a worker has run it, the page says so, and nothing has changed.
     assert "Reverting" in page.content.decode()
     assert "Waiting for a worker" in page.content.decode()
@@ -242,12 +242,24 @@ def test_only_an_administrator_reverts_a_completed_import_even_by_crafted_post(
     assert Customer.objects.count() == 3
 
 
+def test_an_undo_is_asked_only_with_what_it_does_ticked(tmp_path, admin, client_for):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    browser = client_for(admin)
+    page = browser.get(f"/imports/{summary['job']}/").content.decode()
+    assert "Reverting removes the 3 customers this import created" in page
+
+    page = browser.post(f"/imports/{summary['job']}/revert/", follow=True)
+
+    assert "Tick the box to confirm the revert." in page.content.decode()
+    assert ImportJob.objects.get(pk=summary["job"]).status == "completed"
+
+
 def test_an_undo_asked_twice_is_queued_once(tmp_path, admin, client_for):
     summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
     browser = client_for(admin)
-    browser.post(f"/imports/{summary['job']}/revert/")
+    browser.post(f"/imports/{summary['job']}/revert/", {"confirm": "on"})
 
-    page = browser.post(f"/imports/{summary['job']}/revert/", follow=True)
+    page = browser.post(f"/imports/{summary['job']}/revert/", {"confirm": "on"}, follow=True)
 
     assert "Only a completed import can be reverted (this one is Reverting)" in (
         page.content.decode()
