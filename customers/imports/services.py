@@ -178,14 +178,25 @@ def import_job_confirm(*, actor: AbstractBaseUser, job: ImportJob, lenient: bool
     _require(actor)
     from customers.tasks import import_run
 
+    return _queued(
+        job,
+        ImportJob.Status.PREVIEWED,
+        NOT_CONFIRMABLE,
+        import_run,
+        status=ImportJob.Status.QUEUED,
+        lenient=lenient,
+    )
+
+
+def _queued(job: ImportJob, was: str, refused: str, task, **fields) -> ImportJob:
+    """Move the job from status `was` to `fields` and queue `task` for it once
+    that commits. Conditional: of two requests at once, the second finds the
+    job moved on and is refused (ValidationError, `refused` with the status)."""
     with transaction.atomic():
-        updated = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED).update(
-            status=ImportJob.Status.QUEUED, lenient=lenient
-        )
-        if not updated:
+        if not ImportJob.objects.filter(pk=job.pk, status=was).update(**fields):
             job.refresh_from_db()
-            raise ValidationError(NOT_CONFIRMABLE.format(status=job.get_status_display()))
-        import_run.delay_on_commit(job.pk)
+            raise ValidationError(refused.format(status=job.get_status_display()))
+        task.delay_on_commit(job.pk)
     job.refresh_from_db()
     return job
 
@@ -388,23 +399,20 @@ def import_job_revert_request(*, actor: AbstractBaseUser, job: ImportJob) -> Imp
     _require(actor)
     from customers.tasks import import_revert
 
-    with transaction.atomic():
-        queued = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.COMPLETED).update(
-            status=ImportJob.Status.REVERTING,
-            reverted_by=actor,
-            revert_requested_at=timezone.now(),
-            heartbeat_at=None,
-            revert_phase="",
-            revert_done=0,
-            revert_total=0,
-            error_message="",
-        )
-        if not queued:
-            job.refresh_from_db()
-            raise ValidationError(NOT_REVERTIBLE.format(status=job.get_status_display()))
-        import_revert.delay_on_commit(job.pk)
-    job.refresh_from_db()
-    return job
+    return _queued(
+        job,
+        ImportJob.Status.COMPLETED,
+        NOT_REVERTIBLE,
+        import_revert,
+        status=ImportJob.Status.REVERTING,
+        reverted_by=actor,
+        revert_requested_at=timezone.now(),
+        heartbeat_at=None,
+        revert_phase="",
+        revert_done=0,
+        revert_total=0,
+        error_message="",
+    )
 
 
 def import_job_revert_run(*, job_id: int) -> dict | None:

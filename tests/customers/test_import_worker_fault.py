@@ -91,6 +91,31 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def _people_file(path, prefix: str, rows: int):
+    """A file of `rows` people, with the imports queue emptied of earlier runs' tasks."""
+    from cim.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("imports")
+    path.write_text(
+        "external_id,first_name,last_name\n"
+        + "".join(f"{prefix}-{i},First{i},Last{i}\n" for i in range(rows))
+    )
+    return path
+
+
+def _recovered_by_a_new_worker(job: ImportJob, status: str, writers: int = 1) -> None:
+    """The beat's recovery queues the stalled job again, and a new worker takes it
+    to `status`."""
+    worker = start_worker(writers=writers)
+    try:
+        assert import_jobs_recover_stalled() == 1
+        assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == status, 90)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+
 def is_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -103,15 +128,7 @@ def is_gone(pid: int) -> bool:
 @pytest.mark.parametrize("writers", [1, 2])
 def test_sigkill_mid_import_then_resume_gives_exactly_the_right_rows(tmp_path, writers):
     _needs_real_services()
-    from cim.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("imports")
-    path = tmp_path / "big.csv"
-    path.write_text(
-        "external_id,first_name,last_name\n"
-        + "".join(f"F-{i},First{i},Last{i}\n" for i in range(ROWS))
-    )
+    path = _people_file(tmp_path / "big.csv", "F", ROWS)
     job = import_job_create(
         actor=system_actor(), source="fault", original_name="big.csv", path=path
     )
@@ -139,13 +156,7 @@ def test_sigkill_mid_import_then_resume_gives_exactly_the_right_rows(tmp_path, w
     job.refresh_from_db()
     assert import_job_is_stalled(job)  # the page offers "Resume"
 
-    worker = start_worker(writers=writers)
-    try:
-        assert import_jobs_recover_stalled() == 1
-        assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == "completed", 90)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+    _recovered_by_a_new_worker(job, "completed", writers=writers)
 
     job.refresh_from_db()
     assert (job.rows_done, job.created, job.rejected) == (ROWS, ROWS, 0)
@@ -161,18 +172,11 @@ def test_sigkill_mid_undo_changes_nothing_and_the_recovery_finishes_it(tmp_path)
     _needs_real_services()
     from django.contrib.auth import get_user_model
 
-    from cim.celery import app
     from customers.imports.revert import BATCH
     from customers.imports.services import import_job_revert_request
     from tests.customers.test_imports import run_import
 
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("imports")
-    path = tmp_path / "undo.csv"
-    path.write_text(
-        "external_id,first_name,last_name\n"
-        + "".join(f"U-{i},First{i},Last{i}\n" for i in range(UNDO_ROWS))
-    )
+    path = _people_file(tmp_path / "undo.csv", "U", UNDO_ROWS)
     job = ImportJob.objects.get(pk=run_import(path, source="fault")["job"])
     admin = get_user_model().objects.get(pk=make_persona("admin").pk)
     history_rows = Customer.history.count()
@@ -195,13 +199,7 @@ def test_sigkill_mid_undo_changes_nothing_and_the_recovery_finishes_it(tmp_path)
     assert Customer.history.count() == history_rows
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at="2000-01-01T00:00:00Z")
 
-    worker = start_worker()
-    try:
-        assert import_jobs_recover_stalled() == 1
-        assert wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == "reverted", 90)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+    _recovered_by_a_new_worker(job, "reverted")
 
     job.refresh_from_db()
     assert job.revert_report["removed"] == UNDO_ROWS
