@@ -304,6 +304,17 @@ def import_job_is_stalled(job: ImportJob) -> bool:
     )
 
 
+def import_undo_is_stalled(job: ImportJob) -> bool:
+    """A worker took the undo and has given no sign of life since: the recovery
+    queues it again (its transaction rolled back, nothing changed)."""
+    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    return (
+        job.status == ImportJob.Status.REVERTING
+        and job.heartbeat_at is not None
+        and job.heartbeat_at < stale
+    )
+
+
 def import_job_resume(*, actor: AbstractBaseUser | None, job: ImportJob) -> ImportJob:
     """Queue a failed or stalled job again; it continues after its last committed row."""
     if actor is not None:

@@ -56,6 +56,7 @@ def import_detail(request, pk: int):
         "confirm_form": ConfirmForm(),
         "revert_form": RevertForm(),
         "stalled": services.import_job_is_stalled(job),
+        "undo_stalled": services.import_undo_is_stalled(job),
     }
     return render(request, "imports/detail.html", context)
 
@@ -66,7 +67,11 @@ def import_progress(request, pk: int):
     response = render(
         request,
         "imports/partials/_progress.html",
-        {"job": job, "stalled": services.import_job_is_stalled(job)},
+        {
+            "job": job,
+            "stalled": services.import_job_is_stalled(job),
+            "undo_stalled": services.import_undo_is_stalled(job),
+        },
     )
     if not job.is_active and request.htmx:
         # The job is over: reload the page so it shows the outcome and actions.

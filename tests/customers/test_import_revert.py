@@ -442,3 +442,21 @@ def test_a_second_worker_does_not_undo_what_another_is_undoing(tmp_path, admin):
 
     assert Customer.objects.count() == 3
     assert ImportJob.objects.get(pk=job.pk).status == "reverting"
+
+
+def test_the_page_says_when_an_undo_lost_its_worker_and_offers_no_resume(
+    tmp_path, admin, client_for
+):
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - datetime.timedelta(minutes=5),
+        revert_phase="Removing the customers it created",
+    )
+
+    page = client_for(admin).get(f"/imports/{job.pk}/").content.decode()
+
+    assert "the undo is queued again by itself, and nothing has changed yet" in page
+    assert "Removing the customers it created" in page
+    assert "Resume after row" not in page
