@@ -371,10 +371,11 @@ def parse_row(
     distinct value across the rows of one import."""
     check = memo or outcome_of
     values = row_values(cells, columns) if values is None else values
+    get = values.get
     row = ParsedRow(
         number=number,
         cells=cells,
-        external_id=values.get("external_id", ""),
+        external_id=get("external_id", ""),
         fingerprint=row_fingerprint or RowKeys(columns, lenient)(cells)[1],
     )
     if not row.external_id:
@@ -389,19 +390,19 @@ def parse_row(
             row.errors.append(Issue(name, message, optional=True))
 
     for name, limit in LIMITS.items():
-        if len(values.get(name, "")) > limit:
+        if len(get(name, "")) > limit:
             row.errors.append(Issue(name, TOO_LONG.format(limit=limit)))
     if row.errors:
         return row
 
-    kind_value = values.get("kind", "").lower()
+    kind_value = get("kind", "").lower()
     if kind_value:
         kind = KINDS.get(kind_value)
         if kind is None:
             row.errors.append(Issue("kind", BAD_KIND.format(value=values["kind"])))
             return row
-    elif values.get("organization_name") and not (
-        values.get("first_name") or values.get("last_name")
+    elif get("organization_name") and not (
+        get("first_name") or get("last_name")
     ):
         kind = Customer.Kind.ORGANIZATION
     else:
@@ -409,7 +410,7 @@ def parse_row(
     customer = row.customer
     customer["kind"] = kind
     for name in ("first_name", "last_name", "organization_name"):
-        if values.get(name):
+        if get(name):
             customer[name] = " ".join(values[name].split())
     if kind == Customer.Kind.PERSON and not (
         customer.get("first_name") or customer.get("last_name")
@@ -419,13 +420,13 @@ def parse_row(
         row.errors.append(Issue("organization_name", ORGANIZATION_NEEDS_NAME))
 
     country = ""
-    if values.get("country"):
+    if get("country"):
         value, problem = check(normalization.normalize_country, values["country"])
         if problem:
             optional("country", problem)
         else:
             country = customer["country"] = value
-    if values.get("date_of_birth"):
+    if get("date_of_birth"):
         try:
             customer["date_of_birth"] = parse_date(values["date_of_birth"])
         except ValidationError as error:
@@ -434,7 +435,7 @@ def parse_row(
         ("national_id", normalization.normalize_national_id),
         ("tax_id", normalization.normalize_tax_id),
     ):
-        if values.get(name):
+        if get(name):
             # Each customer's own: remembered, they would only crowd out of the
             # memo the values that do repeat (phones, countries).
             value, problem = outcome_of(normalize, values[name], country)
@@ -442,28 +443,29 @@ def parse_row(
                 optional(name, problem)
             else:
                 customer[name] = value
-    if values.get("preferred_language"):
+    if get("preferred_language"):
         code = LANGUAGE_CODES.get(values["preferred_language"].lower().replace("_", "-"))
         if code:
             customer["preferred_language"] = code
         else:
             optional("preferred_language", BAD_LANGUAGE.format(value=values["preferred_language"]))
-    if values.get("email"):
+    if get("email"):
         # Addresses rarely repeat: validated each time (the validator keeps its domains).
         value, problem = outcome_of(normalization.normalize_email, values["email"])
         if problem:
             optional("email", problem)
         else:
             row.email = value
-    if values.get("phone"):
+    if get("phone"):
         value, problem = check(normalization.normalize_phone, values["phone"], country or None)
         if problem:
             optional("phone", problem)
         else:
             row.phone = value
-    address = {name: " ".join(values.get(name, "").split()) for name in ADDRESS_FIELDS}
-    address["country"] = country
-    if any(address[name] for name in ("street", "street2", "city", "postcode", "region")):
+    # Most rows give an address: one test of its cells rather than of a dict built first.
+    if get("street") or get("street2") or get("city") or get("postcode") or get("region"):
+        address = {name: " ".join(get(name, "").split()) for name in ADDRESS_FIELDS}
+        address["country"] = country
         address["postcode"] = address["postcode"].upper()
         if address["street"] and address["city"] and address["country"]:
             row.address = address
