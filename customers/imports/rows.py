@@ -401,9 +401,7 @@ def parse_row(
         if kind is None:
             row.errors.append(Issue("kind", BAD_KIND.format(value=values["kind"])))
             return row
-    elif get("organization_name") and not (
-        get("first_name") or get("last_name")
-    ):
+    elif get("organization_name") and not (get("first_name") or get("last_name")):
         kind = Customer.Kind.ORGANIZATION
     else:
         kind = Customer.Kind.PERSON
