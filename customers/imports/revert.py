@@ -53,6 +53,8 @@ from .rows import CUSTOMER_FIELDS
 User = get_user_model()
 # Ids a statement of the undo reads or writes at most.
 BATCH = 5000
+# Conflicts listed in the job's report; the count says how many there were.
+CONFLICTS_KEPT = 500
 CONTACT_POINTS = (EmailAddress, PhoneNumber, PostalAddress)
 # What an import writes for a customer it creates, and the customer's own
 # derived rows: removed with it.
@@ -81,6 +83,16 @@ class Undone:
     restored: int = 0
     contact_points_removed: int = 0
     conflicts: list[dict] = field(default_factory=list)
+
+    def report(self) -> dict:
+        """What the job keeps and its page shows (the first CONFLICTS_KEPT conflicts)."""
+        return {
+            "removed": self.removed,
+            "restored": self.restored,
+            "contact_points_removed": self.contact_points_removed,
+            "conflicts": self.conflicts[:CONFLICTS_KEPT],
+            "conflict_count": len(self.conflicts),
+        }
 
 
 def import_undo(

@@ -201,11 +201,16 @@ def _queued(job: ImportJob, was: str, refused: str, task, **fields) -> ImportJob
     return job
 
 
+def _stale_before(now=None):
+    """Heartbeats older than this are a dead worker's (STALE_AFTER_SECONDS)."""
+    return (now or timezone.now()) - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+
+
 def _claim(job_id: int) -> bool:
     """Take the job for this worker: a queued job, or a running one whose worker
     stopped sending heartbeats. A redelivered message for a live or finished job
     claims nothing and is a no-op."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = _stale_before()
     return bool(
         ImportJob.objects.filter(pk=job_id)
         .filter(
@@ -298,7 +303,7 @@ def import_job_cancel(*, actor: AbstractBaseUser, job: ImportJob) -> ImportJob:
 
 
 def import_job_is_stalled(job: ImportJob) -> bool:
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = _stale_before()
     return job.status == ImportJob.Status.RUNNING and (
         job.heartbeat_at is None or job.heartbeat_at < stale
     )
@@ -307,7 +312,7 @@ def import_job_is_stalled(job: ImportJob) -> bool:
 def import_undo_is_stalled(job: ImportJob) -> bool:
     """A worker took the undo and has given no sign of life since: the recovery
     queues it again (its transaction rolled back, nothing changed)."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = _stale_before()
     return (
         job.status == ImportJob.Status.REVERTING
         and job.heartbeat_at is not None
@@ -337,7 +342,7 @@ def import_job_resume(*, actor: AbstractBaseUser | None, job: ImportJob) -> Impo
 
 def import_jobs_recover_stalled() -> int:
     """Requeue jobs whose worker died (no heartbeat for STALE_AFTER_SECONDS)."""
-    stale = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = _stale_before()
     recovered = 0
     for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=stale):
         import_job_resume(actor=None, job=job)
@@ -436,7 +441,7 @@ def import_job_revert_run(*, job_id: int) -> dict | None:
     error, to be reverted again; a worker that dies mid-way is replaced by the
     stalled-job recovery (the rolled-back undo starts over)."""
     now = timezone.now()
-    stale = now - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = _stale_before(now)
     claimed = (
         ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.REVERTING)
         .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
@@ -470,13 +475,7 @@ def import_job_revert_run(*, job_id: int) -> dict | None:
                 now=now,
                 progress=progress,
             )
-            report = {
-                "removed": undone.removed,
-                "restored": undone.restored,
-                "contact_points_removed": undone.contact_points_removed,
-                "conflicts": undone.conflicts[:500],
-                "conflict_count": len(undone.conflicts),
-            }
+            report = undone.report()
             ImportJob.objects.filter(pk=job_id).update(
                 status=ImportJob.Status.REVERTED,
                 reverted_at=now,

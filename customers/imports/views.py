@@ -51,14 +51,21 @@ def import_detail(request, pk: int):
             messages.error(request, " ".join(error.messages))
         return redirect("imports:detail", pk=job.pk)
     context = {
-        "job": job,
         "mapping_form": mapping_form,
         "confirm_form": ConfirmForm(),
         "revert_form": RevertForm(),
+        **_progress_context(job),
+    }
+    return render(request, "imports/detail.html", context)
+
+
+def _progress_context(job: ImportJob) -> dict:
+    """What the progress partial reads, on the page and in its poll."""
+    return {
+        "job": job,
         "stalled": services.import_job_is_stalled(job),
         "undo_stalled": services.import_undo_is_stalled(job),
     }
-    return render(request, "imports/detail.html", context)
 
 
 @permission_required(IMPORT, raise_exception=True)
@@ -67,11 +74,7 @@ def import_progress(request, pk: int):
     response = render(
         request,
         "imports/partials/_progress.html",
-        {
-            "job": job,
-            "stalled": services.import_job_is_stalled(job),
-            "undo_stalled": services.import_undo_is_stalled(job),
-        },
+        _progress_context(job),
     )
     if not job.is_active and request.htmx:
         # The job is over: reload the page so it shows the outcome and actions.

@@ -43,6 +43,24 @@ def _revert(admin, summary) -> dict:
     return revert(admin, ImportJob.objects.get(pk=summary["job"]))
 
 
+def _undo_asked(tmp_path, admin, rows=GOOD) -> ImportJob:
+    """The rows imported, and their undo asked for by the Administrator: queued,
+    not run."""
+    summary = run_import(write(tmp_path, "\n".join([HEADER, *rows])))
+    job = ImportJob.objects.get(pk=summary["job"])
+    import_job_revert_request(actor=admin, job=job)
+    return job
+
+
+def _worker_lost(job: ImportJob) -> None:
+    """The worker that claimed the undo was killed mid-way: its transaction
+    rolled back, its heartbeats stopped five minutes ago."""
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - datetime.timedelta(minutes=5),
+        revert_phase="Removing the customers it created",
+    )
+
+
 def test_each_removed_row_gets_one_history_row_naming_the_undo_and_who(tmp_path, admin):
     summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
     ann = _customer("C-1")
@@ -267,9 +285,7 @@ def test_an_undo_asked_twice_is_queued_once(tmp_path, admin, client_for):
 
 
 def test_a_redelivered_undo_does_nothing_and_a_running_one_is_not_run_twice(tmp_path, admin):
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
+    job = _undo_asked(tmp_path, admin)
     # Another worker has it: its heartbeat is fresh.
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
     assert import_job_revert_run(job_id=job.pk) is None
@@ -281,9 +297,7 @@ def test_a_redelivered_undo_does_nothing_and_a_running_one_is_not_run_twice(tmp_
     assert Customer.history.filter(history_type="-").count() == 3
 
 
-def test_an_undo_that_fails_changes_nothing_and_can_be_asked_again(
-    tmp_path, admin, support, monkeypatch
-):
+def test_an_undo_that_fails_changes_nothing_and_can_be_asked_again(tmp_path, admin, monkeypatch):
     from customers.imports import revert as undo
 
     run_import(write(tmp_path, "\n".join([HEADER, GOOD[0]]), "base.csv"))
@@ -315,12 +329,8 @@ def test_an_undo_that_fails_changes_nothing_and_can_be_asked_again(
     assert _customer("C-1").last_name == "Lee"
 
 
-def test_an_undo_asked_by_someone_no_longer_administrator_is_not_run(
-    tmp_path, admin, django_capture_on_commit_callbacks
-):
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
+def test_an_undo_asked_by_someone_no_longer_administrator_is_not_run(tmp_path, admin):
+    job = _undo_asked(tmp_path, admin)
     admin.groups.clear()
 
     with pytest.raises(PermissionDenied):
@@ -332,18 +342,9 @@ def test_an_undo_asked_by_someone_no_longer_administrator_is_not_run(
     assert Customer.objects.count() == 3
 
 
-def test_an_undo_whose_worker_died_is_queued_again_and_finishes(
-    tmp_path, admin, celery_eager, django_capture_on_commit_callbacks
-):
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
-    # The worker claimed it and was killed: its transaction rolled back, its
-    # heartbeats stopped.
-    ImportJob.objects.filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - datetime.timedelta(minutes=5),
-        revert_phase="Removing the customers it created",
-    )
+def test_an_undo_whose_worker_died_is_queued_again_and_finishes(tmp_path, admin, celery_eager):
+    job = _undo_asked(tmp_path, admin)
+    _worker_lost(job)
 
     assert import_jobs_recover_stalled() == 1
 
@@ -360,9 +361,7 @@ def test_an_undo_never_taken_by_a_worker_is_queued_again_only_after_a_while(
 
     queued = []
     monkeypatch.setattr(tasks.import_revert, "delay", queued.append)
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
+    job = _undo_asked(tmp_path, admin)
 
     assert import_jobs_recover_stalled() == 0
     with time_machine.travel(timezone.now() + datetime.timedelta(minutes=3)):
@@ -382,10 +381,7 @@ postgresql_only = pytest.mark.skipif(
 def test_the_page_sees_the_undo_progress_before_it_commits(tmp_path, admin, monkeypatch):
     from customers.imports import revert as undo
 
-    rows = [f"P-{n},Ann,Lee{n},,,,GB,,," for n in range(12)]
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *rows])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
+    job = _undo_asked(tmp_path, admin, [f"P-{n},Ann,Lee{n},,,,GB,,," for n in range(12)])
     monkeypatch.setattr(undo, "BATCH", 5)
     seen = []
     remove = undo._customers_remove
@@ -426,9 +422,7 @@ def test_the_page_sees_the_undo_progress_before_it_commits(tmp_path, admin, monk
 @postgresql_only
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_second_worker_does_not_undo_what_another_is_undoing(tmp_path, admin):
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
+    job = _undo_asked(tmp_path, admin)
     first = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
         # The first worker's undo, in one long statement past its heartbeats.
@@ -447,13 +441,8 @@ def test_a_second_worker_does_not_undo_what_another_is_undoing(tmp_path, admin):
 def test_the_page_says_when_an_undo_lost_its_worker_and_offers_no_resume(
     tmp_path, admin, client_for
 ):
-    summary = run_import(write(tmp_path, "\n".join([HEADER, *GOOD])))
-    job = ImportJob.objects.get(pk=summary["job"])
-    import_job_revert_request(actor=admin, job=job)
-    ImportJob.objects.filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - datetime.timedelta(minutes=5),
-        revert_phase="Removing the customers it created",
-    )
+    job = _undo_asked(tmp_path, admin)
+    _worker_lost(job)
 
     page = client_for(admin).get(f"/imports/{job.pk}/").content.decode()
 
