@@ -3,15 +3,13 @@
 A customer created or renamed on a page gets its blocking keys at once, so
 the next person who types the same customer in is warned even before the
 hourly scan. An import (thousands of customers) queues an incremental scan
-instead, which refreshes the keys of everyone it touched and proposes pairs.
+instead, which refreshes the keys of everyone it touched and proposes pairs,
+or, while a scan runs, one that follows it.
 """
 
 import logging
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
-
-from cim.audit import system_actor
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +27,7 @@ def match_keys_on_change(*, customer, actor) -> None:
 
 
 def scan_after_bulk_change(*, created: int, updated: int, reason: str) -> None:
-    from .scanning import duplicate_scan_request
+    from .scanning import duplicate_scan_after_bulk_change
 
-    try:
-        duplicate_scan_request(actor=system_actor(), full=False)
-    except ValidationError:
-        # A scan is queued or running; customers changed after it started are
-        # picked up by the next one (the hourly scan at the latest).
-        logger.info("Duplicate scan after %s not queued: a scan is already active", reason)
+    if duplicate_scan_after_bulk_change() is None:
+        logger.info("Duplicate scan after %s: the active scan is followed by another", reason)

@@ -44,7 +44,14 @@ class DuplicateScan(models.Model):
     # An incremental scan compares the customers created or changed after
     # this moment (the previous completed scan's start) against everyone.
     changed_since = models.DateTimeField(null=True, blank=True)
+    # Changes stamped from this moment on may be missing from the scan's list of
+    # customers (their transactions had not committed when it was drawn up): the
+    # next incremental scan compares them. Set when the list is drawn up.
+    unseen_after = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=30, blank=True)
+    # Customers were changed in bulk (an import, its undo) after this scan drew
+    # up its list: another incremental scan follows it as soon as it completes.
+    rescan_requested = models.BooleanField(default=False)
     records = models.IntegerField(default=0)
     chunks_total = models.IntegerField(default=0)
     chunks_done = models.IntegerField(default=0)

@@ -31,6 +31,7 @@ pairs are left as they are.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import time
@@ -91,6 +92,9 @@ STALLED = (
 # A chunk beats at least this often; twice as long without a beat is a dead worker.
 HEARTBEAT_SECONDS = 30
 STALE_AFTER_SECONDS = 600
+# How far apart the clocks of the machines that stamp customers' changes may
+# be (synchronised by NTP: milliseconds, normally).
+CLOCK_MARGIN = timedelta(seconds=5)
 KEYS_CHUNK_IDS = 50_000
 INCREMENTAL_CHUNK_CUSTOMERS = 5_000
 # About this many customers' blocks per pairs chunk: small enough to hold in
@@ -120,24 +124,53 @@ def duplicate_scan_request(*, actor: AbstractBaseUser, full: bool) -> DuplicateS
     actor may; a second scan while one is queued or running is refused with
     ALREADY_RUNNING (ValidationError).
     """
-    from . import tasks
-
     system = is_system_actor(actor)
     if not system and not actor.has_perm(MERGE_PERMISSION):
         raise PermissionDenied(NOT_ALLOWED)
     with transaction.atomic():
-        # The newest scan row is the lock two simultaneous requests queue on.
-        list(DuplicateScan.objects.select_for_update().order_by("-id")[:1])
-        active = DuplicateScan.objects.filter(status__in=DuplicateScan.ACTIVE).first()
+        active = _active_locked()
         if active:
             raise ValidationError(
                 ALREADY_RUNNING.format(pk=active.pk, status=active.get_status_display().lower())
             )
-        scan = DuplicateScan.objects.create(
-            kind=DuplicateScan.Kind.FULL if full else DuplicateScan.Kind.INCREMENTAL,
+        return _queued(
+            DuplicateScan.Kind.FULL if full else DuplicateScan.Kind.INCREMENTAL,
             requested_by=None if system else actor,
         )
-        transaction.on_commit(lambda: tasks.scan_start.delay(scan.pk))
+
+
+def duplicate_scan_after_bulk_change() -> DuplicateScan | None:
+    """An incremental scan, by the system, of customers just changed in bulk (an
+    import, its undo): queued now, or the scan queued (None).
+
+    While a scan runs, its list of the customers to compare is drawn up already
+    and may lack them: it is flagged, and another scan follows it as soon as it
+    completes (_finish). A scan still queued draws its list up when it starts,
+    so it takes them in itself. One that fails leaves them to the next scan,
+    which compares everything changed since the last one that completed.
+    """
+    with transaction.atomic():
+        active = _active_locked()
+        if active is None:
+            return _queued(DuplicateScan.Kind.INCREMENTAL, requested_by=None)
+        if active.status == DuplicateScan.Status.RUNNING:
+            DuplicateScan.objects.filter(pk=active.pk).update(rescan_requested=True)
+        return None
+
+
+def _active_locked() -> DuplicateScan | None:
+    """The scan queued or running, if any, with the newest scan row locked: the
+    lock two simultaneous requests, and a request and a scan's end, queue on."""
+    list(DuplicateScan.objects.select_for_update().order_by("-id")[:1])
+    return DuplicateScan.objects.filter(status__in=DuplicateScan.ACTIVE).first()
+
+
+def _queued(kind: str, *, requested_by: AbstractBaseUser | None) -> DuplicateScan:
+    """A new scan, started by a worker once the caller's transaction commits."""
+    from . import tasks
+
+    scan = DuplicateScan.objects.create(kind=kind, requested_by=requested_by)
+    transaction.on_commit(lambda: tasks.scan_start.delay(scan.pk))
     return scan
 
 
@@ -221,14 +254,36 @@ def _fail(scan: DuplicateScan, error: Exception) -> None:
 
 
 def _changed_since(scan: DuplicateScan):
+    """Where the previous completed scan's list may have stopped seeing changes."""
     previous = (
         DuplicateScan.objects.filter(status=DuplicateScan.Status.COMPLETED)
         .exclude(pk=scan.pk)
         .order_by("-started_at", "-id")
-        .values_list("started_at", flat=True)
+        .values_list("unseen_after", "started_at")
         .first()
     )
-    return previous
+    if previous is None:
+        return None
+    unseen_after, started_at = previous
+    return unseen_after or started_at
+
+
+def _unseen_after() -> datetime.datetime:
+    """The moment from which changes may be missing from a list of customers
+    drawn up after this call: now, or, on PostgreSQL, the start of the oldest
+    transaction still open (an import's chunk, an undo): the rows it stamps
+    show only when it commits, maybe after the list is drawn up. Less a margin
+    for the clocks of the machines that stamp the rows."""
+    now = timezone.now()
+    oldest = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT min(xact_start) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            oldest = cursor.fetchone()[0]
+    return min(now, oldest or now) - CLOCK_MARGIN
 
 
 def _keys_plan(scan: DuplicateScan) -> list[int]:
@@ -237,6 +292,8 @@ def _keys_plan(scan: DuplicateScan) -> list[int]:
         # Nothing learned yet to score with: only a full scan can begin.
         scan.kind = DuplicateScan.Kind.FULL
     chunks: list[DuplicateScanChunk] = []
+    # Before the list is read: a change it misses is stamped after this.
+    scan.unseen_after = _unseen_after()
     if scan.kind == DuplicateScan.Kind.FULL:
         _keys_clear()
         bounds = Customer.objects.aggregate(low=Min("id"), high=Max("id"))
@@ -272,7 +329,15 @@ def _keys_plan(scan: DuplicateScan) -> list[int]:
     created = DuplicateScanChunk.objects.bulk_create(chunks)
     scan.chunks_total, scan.chunks_done, scan.phase = len(created), 0, "keys"
     scan.save(
-        update_fields=["kind", "model", "changed_since", "chunks_total", "chunks_done", "phase"]
+        update_fields=[
+            "kind",
+            "model",
+            "changed_since",
+            "unseen_after",
+            "chunks_total",
+            "chunks_done",
+            "phase",
+        ]
     )
     if not created:
         return _advance(scan.pk, "keys")
@@ -607,6 +672,8 @@ def _pairs_plan(scan: DuplicateScan) -> list[int]:
     records = MatchProfile.objects.count()
     scan.records = records
     chunks: list[DuplicateScanChunk] = []
+    # Before the list is read: a change it misses is stamped after this.
+    scan.unseen_after = _unseen_after()
     if scan.kind == DuplicateScan.Kind.FULL:
         large = _large_keys_query()
         model = _learn(records=records, large=set(large))
@@ -659,6 +726,8 @@ def _finish(scan: DuplicateScan) -> None:
         update_fields=["pairs_compared", "candidates_found", "status", "phase", "finished_at"]
     )
     model_cache_clear()
+    if scan.rescan_requested:
+        _queued(DuplicateScan.Kind.INCREMENTAL, requested_by=None)
 
 
 # -- blocks and pairs -------------------------------------------------------------

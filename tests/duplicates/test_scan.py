@@ -1,16 +1,20 @@
 """Full and incremental scans: candidates, memory of stewards' decisions, claims."""
 
 import datetime
+import os
+import threading
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cim.audit import system_actor
 from customers.models import Customer
 from duplicates import scanning
+from duplicates.hooks import scan_after_bulk_change
 from duplicates.models import (
     DuplicateCandidate,
     DuplicateScan,
@@ -148,8 +152,25 @@ def test_not_a_duplicate_is_not_proposed_again_until_one_side_changes(family):
     assert reopened.scan_id == summary["scan"]
 
 
+def long_ago() -> None:
+    """Every customer as created and last changed an hour ago: well before the
+    next scan, whose list leaves out what changed before it started."""
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Customer.objects.update(created_at=an_hour_ago, updated_at=an_hour_ago)
+
+
+def scan_to_the_end(scan_id: int) -> None:
+    """Start a queued scan and run its chunks, as the workers would."""
+    chunk_ids = duplicate_scan_start(scan_id=scan_id)
+    while chunk_ids:
+        chunk_ids = [
+            n for chunk_id in chunk_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)
+        ]
+
+
 def test_incremental_scan_compares_only_changed_customers(family):
     william, _bill, _margaret, oliver = family
+    long_ago()
     scan()
     later = timezone.now() + timedelta(seconds=1)
     Customer.objects.filter(pk=oliver.pk).update(updated_at=later, first_name="Olivier")
@@ -194,6 +215,114 @@ def test_a_redelivered_message_is_a_no_op(family):
     assert queued.status == "completed"
     assert queued.chunks_done == DuplicateScanChunk.objects.filter(scan=queued).count()
     assert DuplicateCandidate.objects.count() == 1
+
+
+def test_customers_imported_while_a_scan_runs_are_scanned_right_after_it(
+    family, django_capture_on_commit_callbacks
+):
+    william, _bill, margaret, _oliver = family
+    scan()
+    long_ago()
+    Customer.objects.filter(pk=margaret.pk).update(updated_at=timezone.now())
+    running = DuplicateScan.objects.create(kind="incremental")
+    chunk_ids = duplicate_scan_start(scan_id=running.pk)  # its list is drawn up: Margaret
+    assert chunk_ids
+    newcomer = person(first="Wiliam", email="william.thompson@gmail.com")  # an import's
+
+    with (
+        mock.patch("duplicates.tasks.scan_start.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        scan_after_bulk_change(created=1, updated=0, reason="import #7 crm.csv")
+    running.refresh_from_db()
+    assert running.rescan_requested and DuplicateScan.objects.count() == 2  # no second one
+    queued.assert_not_called()
+
+    with (
+        mock.patch("duplicates.tasks.scan_start.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        while chunk_ids:
+            chunk_ids = [
+                n for chunk_id in chunk_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)
+            ]
+    running.refresh_from_db()
+    assert running.status == "completed"
+    assert pair(william, newcomer) not in pairs()  # it was not on the running scan's list
+    follow_up = DuplicateScan.objects.exclude(pk__in=[running.pk]).order_by("-id").first()
+    assert follow_up.kind == "incremental" and follow_up.status == "queued"
+    assert follow_up.requested_by is None
+    queued.assert_called_once_with(follow_up.pk)
+
+    scan_to_the_end(follow_up.pk)
+    assert pair(william, newcomer) in pairs()
+
+
+def test_customers_imported_while_a_scan_waits_to_start_need_no_other_scan(
+    family, django_capture_on_commit_callbacks
+):
+    waiting = DuplicateScan.objects.create(kind="incremental")
+    with (
+        mock.patch("duplicates.tasks.scan_start.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        scan_after_bulk_change(created=1, updated=0, reason="import #7 crm.csv")
+    waiting.refresh_from_db()
+    assert list(DuplicateScan.objects.all()) == [waiting] and not waiting.rescan_requested
+    queued.assert_not_called()
+
+
+def test_customers_imported_with_no_scan_active_are_scanned_at_once(
+    family, django_capture_on_commit_callbacks
+):
+    scan()
+    with (
+        mock.patch("duplicates.tasks.scan_start.delay") as queued,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        scan_after_bulk_change(created=1, updated=0, reason="import #7 crm.csv")
+    queued_scan = DuplicateScan.objects.order_by("-id").first()
+    assert queued_scan.status == "queued" and queued_scan.kind == "incremental"
+    queued.assert_called_once_with(queued_scan.pk)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="SQLite lets one transaction write at a time: no change commits mid-scan",
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_change_that_commits_after_a_scan_drew_its_list_is_compared_by_the_next_scan():
+    william = person(email="william.thompson@gmail.com")
+    person(first="Bill", email="W.Thompson@gmail.com")
+    scan()
+    long_ago()
+    written, scanned = threading.Event(), threading.Event()
+    outcome = {}
+
+    def import_chunk() -> None:
+        # A transaction that stamps its customer now and commits after the
+        # next scan has drawn up its list: an import's chunk, an undo.
+        try:
+            with transaction.atomic():
+                outcome["newcomer"] = person(first="Wiliam", email="william.thompson@gmail.com")
+                written.set()
+                scanned.wait(timeout=60)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=import_chunk)
+    writer.start()
+    assert written.wait(timeout=60)
+    try:
+        assert scan(kind="incremental")["records"] == 0  # it cannot see the newcomer yet
+    finally:
+        scanned.set()
+        writer.join(timeout=60)
+
+    summary = scan(kind="incremental")
+
+    assert summary["records"] == 1
+    assert pair(william, outcome["newcomer"]) in pairs()
 
 
 @pytest.mark.django_db

@@ -37,6 +37,18 @@ def test_progress_partial_shows_the_scan_row(steward, client_for):
     assert response.status_code == 200
     assert f'id="scan-{scan.pk}"' in response.content.decode()
     assert 'value="25"' in response.content.decode()
+    assert "another scan follows" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_scan_that_another_follows_says_so_until_it_ends(steward, client_for):
+    scan = DuplicateScan.objects.create(status="running", rescan_requested=True)
+    url = reverse("duplicates:scan_progress", args=[scan.pk])
+    client = client_for(steward)
+    assert "customers changed in bulk meanwhile: another scan follows" in client.get(url).text
+
+    DuplicateScan.objects.filter(pk=scan.pk).update(status="completed")
+    assert "another scan follows" not in client.get(url).text
 
 
 @pytest.mark.django_db
