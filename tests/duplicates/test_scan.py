@@ -161,7 +161,11 @@ def long_ago() -> None:
 
 def scan_to_the_end(scan_id: int) -> None:
     """Start a queued scan and run its chunks, as the workers would."""
-    chunk_ids = duplicate_scan_start(scan_id=scan_id)
+    chunks_run(duplicate_scan_start(scan_id=scan_id))
+
+
+def chunks_run(chunk_ids: list[int]) -> None:
+    """Run a started scan's chunks, and those each of them plans, to its end."""
     while chunk_ids:
         chunk_ids = [
             n for chunk_id in chunk_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)
@@ -242,10 +246,7 @@ def test_customers_imported_while_a_scan_runs_are_scanned_right_after_it(
         mock.patch("duplicates.tasks.scan_start.delay") as queued,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        while chunk_ids:
-            chunk_ids = [
-                n for chunk_id in chunk_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)
-            ]
+        chunks_run(chunk_ids)
     running.refresh_from_db()
     assert running.status == "completed"
     assert pair(william, newcomer) not in pairs()  # it was not on the running scan's list
