@@ -279,8 +279,9 @@ def _unseen_after() -> datetime.datetime:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT min(xact_start) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()"
             )
             oldest = cursor.fetchone()[0]
     return min(now, oldest or now) - CLOCK_MARGIN
