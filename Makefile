@@ -26,9 +26,15 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start
 
+# Files in git over 1 MB (generated data, dumps, spreadsheets) fail the lint:
+# the history keeps them forever, and every clone downloads them.
+MAX_FILE_BYTES = 1048576
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' -- 2>/dev/null \
+	  | awk '$$1 > $(MAX_FILE_BYTES) { sub(/^[0-9]+ /, ""); print "Too large for git (over $(MAX_FILE_BYTES) bytes): " $$0; big = 1 } END { exit big }'
 
 test: install lint
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=cim.settings_test
