@@ -379,6 +379,7 @@ LOGGING = {
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "cim.spreadsheets.ConfinedTempFolderStorage"
 
 # Communications: sender identity, the company details templates may use, the
 # SMS backend, the base of absolute links in messages, and the delivery

@@ -7,7 +7,14 @@ passes its cells through `neutralise`, which prefixes such text with a quote.
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import tempfile
 from collections.abc import Iterable
+
+from django.core.exceptions import SuspiciousOperation
+from import_export.tmp_storages import TempFolderStorage
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -20,3 +27,29 @@ def neutralise_cell(value):
 
 def neutralise(values: Iterable) -> list:
     return [neutralise_cell(value) for value in values]
+
+
+class ConfinedTempFolderStorage(TempFolderStorage):
+    """django-import-export's temporary file between the admin's import check and
+    its confirmation, confined to the files it wrote itself.
+
+    The confirmation form sends the file's name back in a field, and the stock
+    storage opens, imports and then deletes whatever file of the temporary
+    folder that field names (another program's, another user's upload). Here
+    a name is a random token of this storage; any other name is refused (a 400
+    response)."""
+
+    PREFIX = "cim-import-export-"
+
+    def _open(self, mode="r"):
+        if self.name:
+            return open(self.get_full_path(), mode, encoding=self.encoding)
+        self.name = self.PREFIX + secrets.token_hex(16)
+        # Written as bytes, as the stock storage's new file is (the upload's own).
+        created = os.open(self.get_full_path(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return open(created, "wb")
+
+    def get_full_path(self) -> str:
+        if not re.fullmatch(rf"{self.PREFIX}[0-9a-f]{{32}}", self.name or ""):
+            raise SuspiciousOperation("That is not a file of this import.")
+        return os.path.join(tempfile.gettempdir(), self.name)

@@ -1,8 +1,14 @@
 """Small ad-hoc admin imports and exports go through the same validation and
 never hand a spreadsheet a formula to run."""
 
+import tempfile
+import uuid
+from pathlib import Path
+
 import pytest
 import tablib
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from customers.models import Interaction
 from customers.resources import CustomerExportResource, EmailAddressResource, InteractionResource
@@ -56,3 +62,126 @@ def test_admin_import_refuses_rows_for_customers_the_user_cannot_see(admin):
     result = EmailAddressResource().import_data(rows, dry_run=False, user=admin)
     assert result.has_validation_errors()
     assert not hidden.emails.exists()
+
+
+# -- through the admin's pages ---------------------------------------------------------
+
+
+def upload(client, model: str, text: str):
+    """The admin's import page, checking a CSV (its dry run)."""
+    return client.post(
+        reverse(f"admin:customers_{model}_import"),
+        {
+            "import_file": SimpleUploadedFile("records.csv", text.encode(), "text/csv"),
+            "format": "0",
+            "resource": "0",
+        },
+    )
+
+
+def test_administrator_imports_emails_in_the_admin_after_checking_them(admin, client_for):
+    customer = factories.PersonFactory()
+    client = client_for(admin)
+
+    checked = upload(
+        client, "emailaddress", f"customer,email,label\n{customer.pk},Ann@Example.COM,work\n"
+    )
+    assert checked.status_code == 200 and not customer.emails.exists()  # the check writes nothing
+    confirmed = client.post(
+        reverse("admin:customers_emailaddress_process_import"),
+        checked.context["confirm_form"].initial,
+    )
+
+    assert confirmed.status_code == 302
+    email = customer.emails.get()
+    assert email.email == "Ann@example.com"  # the form's normalisation: the domain lower-cased
+    record = email.history.get()
+    assert (record.history_user, record.history_change_reason) == (admin, "admin import")
+
+
+def test_a_file_with_a_bad_row_is_refused_whole_with_the_reason(admin, client_for):
+    customer = factories.PersonFactory()
+    factories.EmailFactory(customer=customer, email="kept@example.com")
+
+    checked = upload(
+        client_for(admin),
+        "emailaddress",
+        f"customer,email,label\n{customer.pk},good@example.com,work\n{customer.pk},not-an-email,work\n",
+    )
+
+    assert checked.context.get("confirm_form") is None
+    assert "needs exactly one &#x27;@&#x27;" in checked.text
+    assert list(customer.emails.values_list("email", flat=True)) == ["kept@example.com"]
+
+
+@pytest.mark.parametrize("role", ["staff", "support", "steward", "officer", "auditor"])
+def test_other_roles_never_reach_the_admin_import_even_with_a_crafted_post(
+    role, persona, client_for
+):
+    customer = factories.PersonFactory()
+    client = client_for(persona(role))
+
+    checked = upload(client, "emailaddress", f"customer,email\n{customer.pk},a@example.com\n")
+    confirmed = client.post(
+        reverse("admin:customers_emailaddress_process_import"),
+        {"import_file_name": "x", "original_file_name": "x.csv", "format": "0", "resource": "0"},
+    )
+
+    for response in (checked, confirmed):
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert not customer.emails.exists()
+
+
+def test_an_admin_site_user_who_may_not_bulk_import_may_not_import_here(persona, client_for):
+    auditor = persona("auditor")
+    auditor.is_staff = True  # reaches the admin site, without customers.import_customers
+    auditor.save()
+    customer = factories.PersonFactory()
+    client = client_for(auditor)
+
+    assert client.get(reverse("admin:customers_emailaddress_import")).status_code == 403
+    assert (
+        upload(client, "emailaddress", f"customer,email\n{customer.pk},a@example.com\n").status_code
+        == 403
+    )
+    assert not customer.emails.exists()
+
+
+def test_the_confirmation_reads_no_file_but_the_one_its_check_wrote(admin, client_for):
+    customer = factories.PersonFactory()
+    # Any file in the temporary folder, named in a crafted confirmation.
+    planted = Path(tempfile.gettempdir()) / f"planted-{uuid.uuid4().hex}.csv"
+    planted.write_text(f"customer,email,label\n{customer.pk},planted@example.com,work\n")
+    try:
+        confirmed = client_for(admin).post(
+            reverse("admin:customers_emailaddress_process_import"),
+            {
+                "import_file_name": planted.name,
+                "original_file_name": "x.csv",
+                "format": "0",
+                "resource": "0",
+            },
+        )
+
+        assert confirmed.status_code == 400
+        assert planted.exists() and not customer.emails.exists()
+    finally:
+        planted.unlink(missing_ok=True)
+
+
+def test_administrator_exports_interactions_from_the_admin_with_formulas_neutralised(
+    admin, client_for
+):
+    customer = factories.PersonFactory()
+    factories.InteractionFactory(customer=customer, summary='=HYPERLINK("http://x")')
+    client = client_for(admin)
+    url = reverse("admin:customers_interaction_export")
+    form = client.get(url).context["form"]
+    ticked = {
+        name: "on" for name, field in form.fields.items() if name.startswith("interactionresource_")
+    }
+
+    exported = client.post(url, {"format": "0", "resource": "0", **ticked})
+
+    assert exported.status_code == 200
+    assert "'=HYPERLINK" in exported.content.decode()
