@@ -7,11 +7,15 @@ passes its cells through `neutralise`, which prefixes such text with a quote.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from django.core.exceptions import SuspiciousOperation
 from import_export.tmp_storages import TempFolderStorage
@@ -40,6 +44,8 @@ class ConfinedTempFolderStorage(TempFolderStorage):
     response)."""
 
     PREFIX = "cim-import-export-"
+    # A check is confirmed within minutes; its file holds customers' data.
+    ABANDONED_AFTER = datetime.timedelta(days=1)
 
     def _open(self, mode="r"):
         if self.name:
@@ -53,3 +59,16 @@ class ConfinedTempFolderStorage(TempFolderStorage):
         if not re.fullmatch(rf"{self.PREFIX}[0-9a-f]{{32}}", self.name or ""):
             raise SuspiciousOperation("That is not a file of this import.")
         return os.path.join(tempfile.gettempdir(), self.name)
+
+    @classmethod
+    def abandoned_delete(cls, *, now: float | None = None) -> int:
+        """Delete the files of checks never confirmed (a confirmed import deletes
+        its own) once ABANDONED_AFTER old; the number deleted."""
+        cutoff = (time.time() if now is None else now) - cls.ABANDONED_AFTER.total_seconds()
+        deleted = 0
+        for path in Path(tempfile.gettempdir()).glob(cls.PREFIX + "*"):
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += 1
+        return deleted

@@ -48,6 +48,10 @@ def import_recover_stalled() -> int:
 
 @shared_task(name="customers.tasks.import_uploads_expire")
 def import_uploads_expire() -> int:
+    """The uploads kept too long: the bulk imports' and the admin's unconfirmed
+    ad-hoc imports'; the number of files deleted."""
+    from cim.spreadsheets import ConfinedTempFolderStorage
+
     from .imports.services import import_uploads_expire
 
-    return import_uploads_expire()
+    return import_uploads_expire() + ConfinedTempFolderStorage.abandoned_delete()

@@ -1,7 +1,9 @@
 """Small ad-hoc admin imports and exports go through the same validation and
 never hand a spreadsheet a formula to run."""
 
+import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import tablib
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from customers import tasks
 from customers.models import Interaction
 from customers.resources import CustomerExportResource, EmailAddressResource, InteractionResource
 from tests import factories
@@ -185,3 +188,22 @@ def test_administrator_exports_interactions_from_the_admin_with_formulas_neutral
 
     assert exported.status_code == 200
     assert "'=HYPERLINK" in exported.content.decode()
+
+
+def test_a_check_never_confirmed_has_its_file_deleted_by_the_daily_expiry(admin, client_for):
+    customer = factories.PersonFactory()
+    checked = upload(
+        client_for(admin), "emailaddress", f"customer,email\n{customer.pk},a@example.com\n"
+    )
+    waiting = (
+        Path(tempfile.gettempdir()) / checked.context["confirm_form"].initial["import_file_name"]
+    )
+    assert waiting.is_file()
+
+    tasks.import_uploads_expire()
+    assert waiting.is_file(), "a check just made waits for its confirmation"
+
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(waiting, (two_days_ago, two_days_ago))
+    assert tasks.import_uploads_expire() >= 1  # with any other check's older file
+    assert not waiting.exists()
