@@ -85,6 +85,9 @@ def upload(client, model: str, text: str):
 def test_administrator_imports_emails_in_the_admin_after_checking_them(admin, client_for):
     customer = factories.PersonFactory()
     client = client_for(admin)
+    changelist = client.get(reverse("admin:customers_emailaddress_changelist")).text
+    assert reverse("admin:customers_emailaddress_import") in changelist
+    assert reverse("admin:customers_emailaddress_export") in changelist
 
     checked = upload(
         client, "emailaddress", f"customer,email,label\n{customer.pk},Ann@Example.COM,work\n"
