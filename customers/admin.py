@@ -1,10 +1,13 @@
 """Admin for the customer master: the same visibility selector and the same
 validation (model clean) as the pages, with history on every change."""
 
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdminMixin
 from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV
+from import_export.forms import ImportForm
 from simple_history.admin import SimpleHistoryAdmin
 
 from cim.audit import stamp
@@ -97,17 +100,36 @@ class CustomerAdmin(VisibleCustomersMixin, ExportMixin, GuardedModelAdminMixin, 
 IMPORT_PERMISSION = "customers.import_customers"
 
 
+ADMIN_IMPORT_TOO_LARGE = (
+    "This file is {size:,} KB; the admin imports files of up to {limit:,} KB, row by "
+    "row while you wait. Split it into smaller files."
+)
+
+
+class SmallImportForm(ImportForm):
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        limit = settings.CIM_ADMIN_IMPORT_MAX_KB
+        if upload.size > limit * 1024:
+            raise ValidationError(
+                ADMIN_IMPORT_TOO_LARGE.format(size=-(-upload.size // 1024), limit=limit)
+            )
+        return upload
+
+
 class AdHocImportExportMixin(ImportExportMixin):
     """Small ad-hoc imports and exports of a customer's records in the admin.
 
-    Imports are for those who may bulk-import customers, from CSV (no workbook
-    parser in the admin's request), through the resource: each row validated by
+    Imports are for those who may bulk-import customers, from CSV files of up
+    to CIM_ADMIN_IMPORT_MAX_KB (no workbook parser in the admin's request, and
+    no long run in it), through the resource: each row validated by
     the model's clean(), refused for a customer the user cannot see, stamped
     with who and why in its history; a file with any refused row writes nothing.
     Exports (view permission) neutralise spreadsheet formulas.
     """
 
     import_formats = [CSV]
+    import_form_class = SmallImportForm
 
     def has_import_permission(self, request):
         return request.user.has_perm(IMPORT_PERMISSION)

@@ -210,3 +210,16 @@ def test_a_check_never_confirmed_has_its_file_deleted_by_the_daily_expiry(admin,
     os.utime(waiting, (two_days_ago, two_days_ago))
     assert tasks.import_uploads_expire() >= 1  # with any other check's older file
     assert not waiting.exists()
+
+
+def test_a_file_too_large_for_the_admin_is_refused_with_its_size(admin, client_for, settings):
+    settings.CIM_ADMIN_IMPORT_MAX_KB = 1
+    customer = factories.PersonFactory()
+    factories.EmailFactory(customer=customer, email="kept@example.com")
+    rows = "".join(f"{customer.pk},person{n}@example.com\n" for n in range(100))
+
+    checked = upload(client_for(admin), "emailaddress", "customer,email\n" + rows)
+
+    assert checked.status_code == 200 and checked.context.get("confirm_form") is None
+    assert "This file is 3 KB; the admin imports files of up to 1 KB" in checked.text
+    assert list(customer.emails.values_list("email", flat=True)) == ["kept@example.com"]
