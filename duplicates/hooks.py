@@ -30,4 +30,8 @@ def scan_after_bulk_change(*, created: int, updated: int, reason: str) -> None:
     from .scanning import duplicate_scan_after_bulk_change
 
     if duplicate_scan_after_bulk_change() is None:
-        logger.info("Duplicate scan after %s: the active scan is followed by another", reason)
+        logger.info(
+            "Duplicate scan after %s: a scan is active; it takes these customers in, "
+            "or another scan follows it",
+            reason,
+        )
