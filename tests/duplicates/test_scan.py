@@ -213,8 +213,7 @@ def test_a_redelivered_message_is_a_no_op(family):
     assert duplicate_scan_start(scan_id=queued.pk) == []  # the start, delivered again
     next_ids = duplicate_scan_chunk_run(chunk_id=chunk_ids[0])
     assert duplicate_scan_chunk_run(chunk_id=chunk_ids[0]) == []  # the chunk, again
-    while next_ids:
-        next_ids = [n for chunk_id in next_ids for n in duplicate_scan_chunk_run(chunk_id=chunk_id)]
+    chunks_run(next_ids)
     queued.refresh_from_db()
     assert queued.status == "completed"
     assert queued.chunks_done == DuplicateScanChunk.objects.filter(scan=queued).count()
