@@ -245,8 +245,8 @@ def customers_page(
     ).order_by("search_name", "id")
     name, _, last_id = after.rpartition("|")
     if last_id.isdigit():
-        # The plain >= bound lets the (search_name, id) index start at the
-        # cursor; the OR alone is not usable as an index bound.
+        # The plain >= bound lets the name index start at the cursor; the OR
+        # alone is not usable as an index bound.
         customers = customers.filter(search_name__gte=name).filter(
             Q(search_name__gt=name) | Q(search_name=name, id__gt=int(last_id))
         )

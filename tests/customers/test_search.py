@@ -3,6 +3,7 @@
 import pytest
 
 from customers import services
+from customers.models import Customer
 from customers.search import fold
 from customers.selectors import customer_search, customers_page
 from tests import factories
@@ -199,6 +200,23 @@ def test_the_list_goes_a_to_z_whatever_the_case_accents_and_punctuation(staff, c
             break
         after = page.next_cursor
     assert seen == a_to_z
+
+
+def test_customers_of_one_name_page_through_in_the_order_they_were_created(staff):
+    # The name index holds the name alone: the list orders a name's customers
+    # by id itself, and a cursor that falls inside them resumes after its id.
+    smiths = [factories.PersonFactory(first_name="John", last_name="Smith") for _ in range(7)]
+    factories.PersonFactory(first_name="Ann", last_name="Lee")
+    factories.PersonFactory(first_name="Zoe", last_name="Young")
+    seen, after = [], ""
+    while True:
+        page = customers_page(user=staff, after=after, page_size=3)
+        seen += [c.pk for c in page.customers]
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    ann, zoe = Customer.objects.get(last_name="Lee"), Customer.objects.get(last_name="Young")
+    assert seen == [ann.pk, *sorted(s.pk for s in smiths), zoe.pk]
 
 
 def test_list_and_search_query_counts_do_not_grow(staff, client_for, django_assert_max_num_queries):
