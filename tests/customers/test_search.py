@@ -169,6 +169,17 @@ def test_list_pages_by_keyset_through_every_customer(staff, client_for):
     assert seen == names
 
 
+def every_page(user, *, page_size: int) -> list:
+    """The list's customers, page after page by its "Next" cursors."""
+    seen, after = [], ""
+    while True:
+        page = customers_page(user=user, after=after, page_size=page_size)
+        seen += page.customers
+        if page.next_cursor is None:
+            return seen
+        after = page.next_cursor
+
+
 def test_the_list_goes_a_to_z_whatever_the_case_accents_and_punctuation(staff, client_for):
     for first, last in [
         ("Zoë", "Adams"),
@@ -192,14 +203,7 @@ def test_the_list_goes_a_to_z_whatever_the_case_accents_and_punctuation(staff, c
     listing = client_for(staff).get("/customers/").context["listing"]
     assert [c.display_name for c in listing.customers] == a_to_z
     # Two to a page, so the "Next" cursors fall on accented and punctuated names.
-    seen, after = [], ""
-    while True:
-        page = customers_page(user=staff, after=after, page_size=2)
-        seen += [c.display_name for c in page.customers]
-        if page.next_cursor is None:
-            break
-        after = page.next_cursor
-    assert seen == a_to_z
+    assert [c.display_name for c in every_page(staff, page_size=2)] == a_to_z
 
 
 def test_customers_of_one_name_page_through_in_the_order_they_were_created(staff):
@@ -208,15 +212,12 @@ def test_customers_of_one_name_page_through_in_the_order_they_were_created(staff
     smiths = [factories.PersonFactory(first_name="John", last_name="Smith") for _ in range(7)]
     factories.PersonFactory(first_name="Ann", last_name="Lee")
     factories.PersonFactory(first_name="Zoe", last_name="Young")
-    seen, after = [], ""
-    while True:
-        page = customers_page(user=staff, after=after, page_size=3)
-        seen += [c.pk for c in page.customers]
-        if page.next_cursor is None:
-            break
-        after = page.next_cursor
     ann, zoe = Customer.objects.get(last_name="Lee"), Customer.objects.get(last_name="Young")
-    assert seen == [ann.pk, *sorted(s.pk for s in smiths), zoe.pk]
+    assert [c.pk for c in every_page(staff, page_size=3)] == [
+        ann.pk,
+        *sorted(s.pk for s in smiths),
+        zoe.pk,
+    ]
 
 
 def test_list_and_search_query_counts_do_not_grow(staff, client_for, django_assert_max_num_queries):
