@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Q
+from psycopg import sql
 
 from cim.bench import imports as bench_imports
 from cim.bench.imports import (
@@ -18,6 +19,7 @@ from cim.bench.imports import (
     SOURCE_IMPORT_EXPORT,
     _Generator,
 )
+from cim.bench.seed import _fk_graph
 from customers.imports.rows import parse_row
 from customers.models import Customer, EmailAddress, PostalAddress, SourceIdentifier
 
@@ -146,10 +148,28 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
 
     again = bench_import()
 
-    # The second run deletes the first run's customers before importing afresh.
+    # The second run deletes the first run's customers before importing afresh,
+    # and every row that pointed at them (it skips the database's own checks).
     assert again["created"] == figures["created"]
     assert SourceIdentifier.objects.filter(source="bench-import").count() == again["created"]
     assert again["reimport_created"] == again["reimport_updated"] == 0
+    assert rows_pointing_nowhere() == []
+
+
+def rows_pointing_nowhere() -> list[str]:
+    """The foreign keys that some row holds a value of with no row to point at."""
+    with connection.cursor() as cur:
+        dangling = []
+        for table, referenced, column, _ in _fk_graph(cur):
+            cur.execute(
+                sql.SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {t} c WHERE c.{col} IS NOT NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM {r} p WHERE p.id = c.{col}))"
+                ).format(t=sql.SQL(table), r=sql.SQL(referenced), col=sql.Identifier(column))
+            )
+            if cur.fetchone()[0]:
+                dangling.append(f"{table}.{column}")
+        return dangling
 
 
 def test_the_generated_file_is_what_a_real_one_looks_like_and_its_valid_rows_validate():
