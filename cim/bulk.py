@@ -289,14 +289,16 @@ class RowWriter:
     def references_checked_here(
         self, *, existing: Iterable[tuple[type[models.Model], int | None]] = ()
     ) -> Iterator[None]:
-        """Rows inserted inside skip PostgreSQL's per-row foreign-key checks.
+        """Rows inserted or deleted inside skip PostgreSQL's per-row foreign-key
+        checks.
 
         For rows whose every reference the caller guarantees: rows that point
         only to rows this same transaction inserted before them (which nobody
         else can see, so nobody can delete them before it commits) or to the
         `existing` rows, (model, pk) pairs locked here once, as each row's
         check would lock them (FOR KEY SHARE), so they exist and stay until
-        commit; a missing one raises IntegrityError.
+        commit; a missing one raises IntegrityError. Rows deleted after every
+        row pointing to them (the bench's clean-up) need no check either.
 
         Each of a bulk import's rows otherwise queues a check per foreign key
         that runs a query at COMMIT: about a third of PostgreSQL's time per

@@ -12,6 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from cim.audit import stamp
 
+from .imports.services import IMPORT_PERMISSION
 from .models import (
     Customer,
     EmailAddress,
@@ -95,11 +96,6 @@ class CustomerAdmin(VisibleCustomersMixin, ExportMixin, GuardedModelAdminMixin, 
         formset.save_m2m()
 
 
-# Who may import a customer's records ad hoc in the admin: whoever may
-# bulk-import customers (Administrators).
-IMPORT_PERMISSION = "customers.import_customers"
-
-
 ADMIN_IMPORT_TOO_LARGE = (
     "This file is {size:,} KB; the admin imports files of up to {limit:,} KB, row by "
     "row while you wait. Split it into smaller files."
@@ -132,6 +128,7 @@ class AdHocImportExportMixin(ImportExportMixin):
     import_form_class = SmallImportForm
 
     def has_import_permission(self, request):
+        # Whoever may bulk-import customers (Administrators).
         return request.user.has_perm(IMPORT_PERMISSION)
 
     def get_import_data_kwargs(self, **kwargs):

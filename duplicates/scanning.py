@@ -673,8 +673,6 @@ def _pairs_plan(scan: DuplicateScan) -> list[int]:
     records = MatchProfile.objects.count()
     scan.records = records
     chunks: list[DuplicateScanChunk] = []
-    # Before the list is read: a change it misses is stamped after this.
-    scan.unseen_after = _unseen_after()
     if scan.kind == DuplicateScan.Kind.FULL:
         large = _large_keys_query()
         model = _learn(records=records, large=set(large))
