@@ -19,9 +19,11 @@ from cim.bench.imports import (
     SOURCE_IMPORT_EXPORT,
     _Generator,
 )
+from cim.bench.seed import SOURCE as SEED_SOURCE
 from cim.bench.seed import _fk_graph
 from customers.imports.rows import parse_row
 from customers.models import Customer, EmailAddress, PostalAddress, SourceIdentifier
+from tests.factories import SourceIdentifierFactory
 
 IMPORT_KEYS = {
     "rows",
@@ -146,10 +148,15 @@ def test_bench_import_measures_reimports_nothing_and_reports_every_figure(monkey
     assert not EmailAddress.history.filter(history_change_reason=IMPORT_EXPORT_REASON).exists()
     assert figures["ratio_vs_import_export_like_for_like"] > figures["ratio_vs_import_export"]
 
+    # A customer of `bench seed`, which the other benchmarks read.
+    seeded = SourceIdentifierFactory(source=SEED_SOURCE).customer
+
     again = bench_import()
 
     # The second run deletes the first run's customers before importing afresh,
-    # and every row that pointed at them (it skips the database's own checks).
+    # and every row that pointed at them (it skips the database's own checks),
+    # and no other customer.
+    assert Customer.objects.filter(pk=seeded.pk).exists()
     assert again["created"] == figures["created"]
     assert SourceIdentifier.objects.filter(source="bench-import").count() == again["created"]
     assert again["reimport_created"] == again["reimport_updated"] == 0

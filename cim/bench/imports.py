@@ -574,13 +574,16 @@ def _history_tables() -> list[str]:
 
 
 def _customers_delete(cur, *, ids_sql: str, params: list) -> int:
-    """Delete the customers `ids_sql` selects and every row that points at them,
-    children first (the foreign keys have no ON DELETE CASCADE)."""
+    """Delete the customers `ids_sql` selects (one column of ids, whatever its
+    name) and every row that points at them, children first (the foreign keys
+    have no ON DELETE CASCADE)."""
     from customers.models import Customer
 
     root = Customer._meta.db_table
     cur.execute("DROP TABLE IF EXISTS bench_import_gone")
-    cur.execute(f"CREATE TEMP TABLE bench_import_gone AS {ids_sql}", params)
+    # The column is named here: a query selecting customer_id would otherwise
+    # leave "id" below to mean the outer table's, and every customer would match.
+    cur.execute(f"CREATE TEMP TABLE bench_import_gone (id) AS {ids_sql}", params)
     cur.execute("SELECT count(*) FROM bench_import_gone")
     count = cur.fetchone()[0]
     if count:
