@@ -390,9 +390,14 @@ def _calamine_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 def _data_rows(rows: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
     """A workbook's rows that hold a value; FileRejected at a cell over the limit."""
     for number, values in rows:
-        if any(len(value) > MAX_CELL_CHARS for value in values):
+        # The row's cells joined answer both questions in C, where testing each
+        # cell took a third of the time of copying a loaded sheet's rows: no
+        # cell is over the limit if all of them together are not, and a row
+        # holds a value if its cells hold something other than whitespace.
+        text = "".join(values)
+        if len(text) > MAX_CELL_CHARS and any(len(value) > MAX_CELL_CHARS for value in values):
             raise FileRejected(ROW_CELL_TOO_LARGE.format(row=number, limit=MAX_CELL_CHARS))
-        if any(value.strip() for value in values):
+        if text and not text.isspace():
             yield number, values
 
 

@@ -229,6 +229,25 @@ def test_xlsx_files_import_with_dates_as_cells(tmp_path, xlsx_reader):
     assert SourceIdentifier.objects.filter(external_id="1002").exists()
 
 
+def test_workbook_rows_of_blank_or_whitespace_cells_are_not_rows(tmp_path, xlsx_reader):
+    """Spreadsheets keep formatted or cleared rows as cells of nothing or of
+    spaces: no customer, and no rejected row for a missing external_id."""
+    path = _workbook(
+        tmp_path / "people.xlsx",
+        [
+            ["External ID", "Last name"],
+            ["X-1", "Berg"],
+            [None, None],
+            ["  ", "\t"],
+            [" ", None],
+            ["X-2", " Nord "],
+        ],
+    )
+    summary = run_import(path)
+    assert (summary["rows"], summary["created"], summary["errors"]) == (2, 2, 0)
+    assert sorted(Customer.objects.values_list("last_name", flat=True)) == ["Berg", "Nord"]
+
+
 def _workbook(path: Path, rows: list[list]) -> Path:
     from openpyxl import Workbook
 
