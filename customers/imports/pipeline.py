@@ -544,6 +544,14 @@ class Importer:
         self.reason = job.history_reason
         self.first_row_of = FirstRows(expected=job.rows_total or 0)
         self.chunk_rows = chunk_rows_for(job.rows_total)
+        # A file of several chunks that several processes write starts with half
+        # a chunk: the processes then work half a chunk apart rather than in
+        # step (both in PostgreSQL, then both validating), the first rows are
+        # written sooner, and the last chunk, the remainder, is often a half
+        # too, which one process writes while the other has none left (a
+        # 20,000-row workbook: 13,990 against 13,710 rows/s, medians of 16).
+        several_chunks = self.workers > 1 and (job.rows_total or 0) > self.chunk_rows
+        self.first_chunk_rows = self.chunk_rows // 2 if several_chunks else self.chunk_rows
         # A CSV row's values beyond the header's columns reject it (_stage): the
         # sign of a value holding the delimiter unquoted. A workbook has no
         # delimiter; a value there under no header is an unnamed column's.
@@ -580,7 +588,7 @@ class Importer:
             return at >= 0 and number <= committed[at][1]
 
         for index in itertools.count():
-            chunk = list(islice(rows, self.chunk_rows))
+            chunk = list(islice(rows, self.chunk_rows if index else self.first_chunk_rows))
             if not chunk:
                 return
             if not self.dry_run and index % STATISTICS_EVERY == 0:
@@ -1067,7 +1075,8 @@ class Importer:
                             if not self._collect_all(pending, totals):
                                 return {"cancelled": True}
                             staged = self._stage(chunk, keys)
-                        pending.append(runner.submit(staged, full=len(chunk) >= self.chunk_rows))
+                        full = len(chunk) >= self.first_chunk_rows
+                        pending.append(runner.submit(staged, full=full))
                         while len(pending) > runner.lookahead:
                             if not self._collect(pending.popleft(), totals):
                                 self._collect_all(pending, totals)

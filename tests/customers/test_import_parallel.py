@@ -284,6 +284,29 @@ def test_a_file_that_breaks_while_running_keeps_the_chunks_before_the_break(
     assert ImportChunk.objects.filter(job=job).count() == 6
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize(
+    ("workers", "chunks"),
+    [
+        # Half a chunk first: the writing processes then work half a chunk apart.
+        (2, [(2, 6), (7, 16), (17, 26), (27, 36), (37, 46)]),
+        (1, [(2, 11), (12, 21), (22, 31), (32, 41), (42, 46)]),
+    ],
+)
+def test_a_file_of_several_chunks_written_by_several_processes_starts_with_half_a_chunk(
+    tmp_path, monkeypatch, workers, chunks
+):
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 10)
+    job = _job(tmp_path, [f"X-{i},Ann{i},Lee,,,,GB,,," for i in range(45)])
+    ImportJob.objects.filter(pk=job.pk).update(rows_total=45)  # as the check counts them
+    job.refresh_from_db()
+    pipeline.Importer(job, dry_run=False, workers=workers).run()
+    written = ImportChunk.objects.filter(job=job).order_by("first_row")
+    assert list(written.values_list("first_row", "last_row")) == chunks
+    job.refresh_from_db()
+    assert job.created == job.rows_done == Customer.objects.count() == 45
+
+
 def test_a_rows_fingerprint_changes_with_what_it_says_and_only_with_that():
     columns = {name: index for index, name in enumerate(HEADER.split(","))}
     keys = RowKeys(columns, lenient=False)
