@@ -49,6 +49,7 @@ ROW_UNREADABLE = "Row {row}: {reason}."
 ROWS_COPY_MARK = "cim-rows-copy-1"
 # Where a sheet's rows begin, with the namespace prefix some writers give tags.
 _SHEET_DATA_OPENED = re.compile(rb"<([A-Za-z_][\w.-]*:)?sheetData>")
+_WORKSHEET_OPENED = re.compile(rb"<([A-Za-z_][\w.-]*:)?worksheet\b")
 # A sheet's XML is cut in halves this many bytes at a time.
 _SPLIT_BLOCK = 1 << 20
 
@@ -640,6 +641,7 @@ def _sheet_half_written(xml, out, size: int, second: bool) -> bool:
         return False
     tag = opened.group(1) or b""
     closing = b"</" + tag + b"sheetData>"
+    root = _WORKSHEET_OPENED.search(text, 0, opened.start())
     # XML text holds no "<": this is a row's tag.
     numbered_row = re.compile(rb"<" + re.escape(tag) + rb"row\b[^>]*?\br=\"\d+\"")
     out.write(text[: opened.end()])
@@ -665,6 +667,13 @@ def _sheet_half_written(xml, out, size: int, second: bool) -> bool:
         out.write(text[row.start() :])
     else:
         out.write(text[: row.start()])
+        if root is not None:
+            # Closed here: what follows the rows (merged cells, print settings)
+            # changes no cell a half reads, so the rest of the sheet is not
+            # inflated for it (a 16 MB sheet: 17 ms), and the second half, which
+            # reads to the end, refuses a sheet broken there.
+            out.write(closing + b"</" + (root.group(1) or b"") + b"worksheet>")
+            return True
         # After the rows, only what closes the sheet.
         text = text[row.start() :]
         while (ends := text.find(closing)) < 0:
