@@ -1075,8 +1075,9 @@ class Importer:
                             if not self._collect_all(pending, totals):
                                 return {"cancelled": True}
                             staged = self._stage(chunk, keys)
-                        full = len(chunk) >= self.first_chunk_rows
-                        pending.append(runner.submit(staged, full=full))
+                        pending.append(
+                            runner.submit(staged, full=len(chunk) >= self.first_chunk_rows)
+                        )
                         while len(pending) > runner.lookahead:
                             if not self._collect(pending.popleft(), totals):
                                 self._collect_all(pending, totals)
